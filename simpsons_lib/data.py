@@ -1,0 +1,334 @@
+"""Finding the Kaggle layout, indexing images, label encoding and the train/val split (no torch here:
+the pipeline's command line imports this; the torch datasets are in ``datasets``).
+
+Nothing under the data directory is ever written to: bad files are reported (or skipped and listed
+in a report under the outputs), never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+
+from . import demo_data, paths
+from .io_utils import write_csv
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+# Layout variants seen in the wild, relative to the data directory (first match wins).
+TRAIN_CANDIDATES = ("train/simpsons_dataset", "simpsons_dataset", "train/train", "train")
+TEST_CANDIDATES = ("testset/testset", "testset", "test/test", "test")
+SAMPLE_SUBMISSION = "sample_submission.csv"
+DEMO_ANSWERS = "test_answers.csv"
+
+HOW_TO_GET_DATA = (
+    "Get the Kaggle data with `make data` (needs the kaggle CLI and your token in "
+    "~/.kaggle/kaggle.json; see README), or generate the drawn demo data with `make demo-data`. "
+    "Explicit folders can be given with the train_dir / test_dir parameters."
+)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No Kaggle layout was found; the message lists every path searched."""
+
+
+class BadImageError(ValueError):
+    """An image file is empty, truncated or cannot be decoded; the message names the file."""
+
+
+@dataclass(frozen=True)
+class DatasetLayout:
+    """Where the parts of one copy of the dataset live."""
+
+    root: Path
+    train_dir: Path
+    test_dir: Path | None
+    sample_submission: Path | None
+    answers: Path | None  # true test labels; only the demo data has them
+
+    @property
+    def is_demo(self) -> bool:
+        return self.answers is not None
+
+
+@dataclass
+class IndexReport:
+    """What indexing left out, and why."""
+
+    ignored_files: list[Path] = field(default_factory=list)
+    bad_files: list[tuple[Path, str]] = field(default_factory=list)
+    dropped_classes: list[str] = field(default_factory=list)
+
+    def bad_files_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([(str(p), r) for p, r in self.bad_files], columns=["path", "reason"])
+
+
+def _has_class_folders(path: Path) -> bool:
+    return path.is_dir() and any(p.is_dir() and not p.name.startswith(".") for p in path.iterdir())
+
+
+def _has_images(path: Path) -> bool:
+    return path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir() if p.is_file())
+
+
+def find_layout(
+    data_dir: str | os.PathLike | None = None,
+    train_dir: str | os.PathLike | None = None,
+    test_dir: str | os.PathLike | None = None,
+) -> DatasetLayout:
+    """Detect the Kaggle layout under ``data_dir`` (default ``data/kaggle``).
+
+    ``train_dir`` / ``test_dir`` override detection (relative paths are taken from ``data_dir``).
+    """
+    root = Path(data_dir) if data_dir is not None else paths.kaggle_data_dir()
+    roots = [root, root / "journey-springfield"]
+    searched: list[Path] = []
+
+    def pick(explicit, candidates, ok) -> Path | None:
+        if explicit is not None:
+            p = Path(explicit)
+            p = p if p.is_absolute() else root / p
+            searched.append(p)
+            if not ok(p):
+                raise DatasetNotFoundError(f"The folder given explicitly does not hold the expected files: {p}")
+            return p
+        for r in roots:
+            for rel in candidates:
+                p = r / rel
+                searched.append(p)
+                if ok(p):
+                    return p
+        return None
+
+    train = pick(train_dir, TRAIN_CANDIDATES, _has_class_folders)
+    if train is None:
+        listed = "\n  ".join(str(p) for p in searched)
+        raise DatasetNotFoundError(
+            f"No training images found under {root}. Searched (in order):\n  {listed}\n{HOW_TO_GET_DATA}"
+        )
+    test = pick(test_dir, TEST_CANDIDATES, _has_images)
+    base = next((r for r in roots if train.is_relative_to(r)), root)
+    sample = base / SAMPLE_SUBMISSION
+    answers = base / DEMO_ANSWERS
+    return DatasetLayout(
+        root=base,
+        train_dir=train,
+        test_dir=test,
+        sample_submission=sample if sample.is_file() else None,
+        answers=answers if answers.is_file() else None,
+    )
+
+
+def resolve_data_dir(p) -> Path:
+    if p.get("data_dir"):
+        d = Path(p["data_dir"]).expanduser()
+        return d if d.is_absolute() else paths.PROJECT_ROOT / d
+    return paths.demo_data_dir() if p["dataset"] == "demo" else paths.kaggle_data_dir()
+
+
+def find_study_layout(p) -> DatasetLayout:
+    """The run's dataset layout; demo data is generated first when the demo folder is empty."""
+    root = resolve_data_dir(p)
+    try:
+        return find_layout(root, p.get("train_dir"), p.get("test_dir"))
+    except DatasetNotFoundError:
+        if p["dataset"] != "demo" or p.get("data_dir") or (root.exists() and any(root.iterdir())):
+            raise
+        log.warning("No demo data in %s: generating it (scale %s)", root, p["demo_scale"])
+        demo_data.generate(root, scale=p["demo_scale"], seed=0)
+        return find_layout(root, p.get("train_dir"), p.get("test_dir"))
+
+
+def natural_key(name: str) -> list:
+    """Sort key putting ``img2`` before ``img10``."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
+
+
+def check_image(path: Path) -> str | None:
+    """Return why ``path`` is not a usable image, or None when it decodes completely."""
+    try:
+        if path.stat().st_size == 0:
+            return "empty file (0 bytes)"
+        with Image.open(path) as img:
+            if img.format == "JPEG":
+                img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))  # fast full scan
+            img.load()
+    except UnidentifiedImageError:
+        return "not a decodable image"
+    except (OSError, SyntaxError, ValueError) as exc:  # truncated, corrupt
+        return f"cannot decode: {exc}"
+    return None
+
+
+def _scan_files(paths_: Sequence[Path], workers: int | None = None) -> list[str | None]:
+    workers = workers or min(16, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(check_image, paths_))
+
+
+def _handle_bad(report: IndexReport, bad: list[tuple[Path, str]], on_bad_image: str) -> None:
+    if not bad:
+        return
+    if on_bad_image == "raise":
+        first, reason = bad[0]
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise BadImageError(
+            f"Bad image file {first}: {reason}{more}. Fix or remove it, or set on_bad_image: skip "
+            "to leave such files out and list them in a report."
+        )
+    for p, reason in bad:
+        log.warning("Skipping bad image %s: %s", p, reason)
+    report.bad_files.extend(bad)
+
+
+def _list_images(folder: Path, report: IndexReport) -> list[Path]:
+    images = []
+    for p in sorted(folder.iterdir(), key=lambda q: natural_key(q.name)):
+        if p.is_dir():
+            continue
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."):
+            images.append(p)
+        else:
+            log.warning("Ignoring non-image file %s", p)
+            report.ignored_files.append(p)
+    return images
+
+
+def build_train_index(
+    train_dir: str | os.PathLike,
+    on_bad_image: str = "raise",
+    report: IndexReport | None = None,
+) -> tuple[pd.DataFrame, IndexReport]:
+    """Index ``train_dir/<class>/<image>``: a frame with ``path``, ``class_name``, ``label``.
+
+    Classes come from the folders (sorted; the label is the scikit-learn ``LabelEncoder`` code).
+    Every image is fully decoded once to find empty, truncated or undecodable files.
+    """
+    if on_bad_image not in ("raise", "skip"):
+        raise ValueError(f"on_bad_image must be 'raise' or 'skip', not {on_bad_image!r}")
+    report = report or IndexReport()
+    train_dir = Path(train_dir)
+    rows: list[tuple[Path, str]] = []
+    for class_dir in sorted(p for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for img in _list_images(class_dir, report):
+            rows.append((img, class_dir.name))
+    for p in train_dir.iterdir():
+        if p.is_file():
+            log.warning("Ignoring file outside class folders %s", p)
+            report.ignored_files.append(p)
+
+    reasons = _scan_files([p for p, _ in rows])
+    bad = [(p, r) for (p, _), r in zip(rows, reasons) if r is not None]
+    _handle_bad(report, bad, on_bad_image)
+    rows = [row for row, r in zip(rows, reasons) if r is None]
+
+    present = {c for _, c in rows}
+    for class_dir in sorted(p for p in train_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if class_dir.name not in present:
+            log.warning("Dropping class folder with no usable images: %s", class_dir)
+            report.dropped_classes.append(class_dir.name)
+    if not rows:
+        raise DatasetNotFoundError(f"No usable training images in {train_dir}. {HOW_TO_GET_DATA}")
+
+    frame = pd.DataFrame({"path": [str(p) for p, _ in rows], "class_name": [c for _, c in rows]})
+    encoder = fit_label_encoder(frame["class_name"])
+    frame["label"] = encoder.transform(frame["class_name"]).astype(np.int64)
+    return frame, report  # already sorted: class folders by name, files in natural order
+
+
+def build_test_index(
+    test_dir: str | os.PathLike,
+    on_bad_image: str = "raise",
+    report: IndexReport | None = None,
+) -> tuple[pd.DataFrame, IndexReport]:
+    """Index the unlabeled test images: a frame with ``path`` and ``Id`` (the file name)."""
+    report = report or IndexReport()
+    images = _list_images(Path(test_dir), report)
+    reasons = _scan_files(images)
+    _handle_bad(report, [(p, r) for p, r in zip(images, reasons) if r is not None], on_bad_image)
+    images = [p for p, r in zip(images, reasons) if r is None]
+    return pd.DataFrame({"path": [str(p) for p in images], "Id": [p.name for p in images]}), report
+
+
+def write_index_report(report: IndexReport, path: str | os.PathLike) -> Path:
+    """List skipped bad files (path, reason) in a CSV; written even when empty, so a run shows it checked."""
+    return write_csv(path, report.bad_files_frame())
+
+
+def fit_label_encoder(class_names: Sequence[str]) -> LabelEncoder:
+    return LabelEncoder().fit(sorted(set(class_names)))
+
+
+def label_encoder_from_classes(classes: Sequence[str]) -> LabelEncoder:
+    """Rebuild the encoder saved (as its ``classes_`` list) in a checkpoint or metrics file."""
+    enc = LabelEncoder()
+    enc.classes_ = np.asarray(list(classes), dtype=object)
+    return enc
+
+
+def split_train_val(
+    index: pd.DataFrame, val_fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Stratified, seeded split. Classes too small to give the validation set one image on average
+    (``count * val_fraction < 1``) stay whole in train, with a warning."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+    counts = index["class_name"].value_counts()
+    rare = sorted(counts[counts * val_fraction < 1].index)
+    if rare:
+        log.warning(
+            "Too few images for a stratified split, kept in train only: %s",
+            ", ".join(f"{c} ({counts[c]})" for c in rare),
+        )
+    rare_mask = index["class_name"].isin(rare)
+    splittable = index[~rare_mask]
+    train, val = train_test_split(
+        splittable, test_size=val_fraction, stratify=splittable["label"], random_state=seed, shuffle=True
+    )
+    # The frames keep ``index``'s row numbers, so decoded arrays of the whole index can be shared.
+    return pd.concat([train, index[rare_mask]]).sort_index(), val.sort_index()
+
+
+def load_rgb(path: str | os.PathLike) -> Image.Image:
+    """Open any image as 3-channel RGB (grayscale, palette, RGBA, CMYK, 16-bit all convert)."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+                img = img.convert("RGBA")
+                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                return Image.alpha_composite(background, img).convert("RGB")
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img, dtype=np.float64)
+                arr = (255 * (arr - arr.min()) / max(1.0, arr.max() - arr.min())).astype(np.uint8)
+                return Image.fromarray(arr).convert("RGB")
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(f"Cannot read image {path}: {exc}") from exc
+
+
+def class_counts(index: pd.DataFrame) -> pd.Series:
+    return index["class_name"].value_counts().sort_values(ascending=False)
+
+
+def image_stats(index: pd.DataFrame, sample: int | None = None, seed: int = 0) -> pd.DataFrame:
+    """Width, height, mode and format of (a seeded sample of) the indexed images, read from headers."""
+    frame = index if sample is None or sample >= len(index) else index.sample(sample, random_state=seed)
+    rows = []
+    for p in frame["path"]:
+        with Image.open(p) as img:
+            rows.append((p, img.width, img.height, img.mode, img.format))
+    return pd.DataFrame(rows, columns=["path", "width", "height", "mode", "format"])

@@ -1,0 +1,115 @@
+"""Predictions and metrics (scikit-learn): micro-F1 (the Kaggle metric), macro-F1, accuracy, per-class
+precision/recall/F1/support, confusion matrices, worst classes and the misclassified images."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+from tqdm.auto import tqdm
+
+from .io_utils import progress_enabled
+
+
+def autocast(device: torch.device, amp: bool):
+    if amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
+    images = images.to(device, non_blocking=True)
+    if device.type == "cuda":
+        images = images.contiguous(memory_format=torch.channels_last)
+    return images
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, loader, device: torch.device | str = "cpu", amp: bool = False,
+            progress: bool | None = None, desc: str = "predict") -> tuple[np.ndarray, list, float]:
+    """Class probabilities ``(N, C)``, the loader's targets (labels or Ids), and the mean
+    cross-entropy loss (NaN when the targets are not labels)."""
+    device = torch.device(device)
+    model.eval()
+    probs, targets, loss_sum, n = [], [], 0.0, 0
+    for images, target in tqdm(loader, desc=desc, disable=not progress_enabled(progress), leave=False):
+        with autocast(device, amp):
+            logits = model(to_device(images, device)).float()
+        if isinstance(target, torch.Tensor):
+            loss_sum += torch.nn.functional.cross_entropy(logits, target.to(device), reduction="sum").item()
+            n += len(target)
+            targets.extend(target.tolist())
+        else:
+            targets.extend(target)
+        probs.append(torch.softmax(logits, dim=1).cpu())
+    return torch.cat(probs).numpy(), targets, (loss_sum / n if n else float("nan"))
+
+
+def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],
+                    worst_k: int = 5) -> dict:
+    """All validation metrics, JSON-serialisable. Classes with no validation image have support 0 and
+    F1 0 (scikit-learn's ``zero_division=0``)."""
+    labels = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=0)
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    row_sums = cm.sum(axis=1, keepdims=True)
+    cm_norm = np.divide(cm, row_sums, out=np.zeros(cm.shape, float), where=row_sums > 0)
+    per_class = {
+        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+               "support": int(support[i])}
+        for i, name in enumerate(classes)
+    }
+    ranked = sorted(classes, key=lambda c: (per_class[c]["f1"], c))
+    return {
+        "micro_f1": float(f1_score(y_true, y_pred, labels=labels, average="micro", zero_division=0)),
+        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "accuracy": float(accuracy_score(y_true, y_pred)),
+        "n_images": int(len(y_true)),
+        "classes": list(classes),
+        "per_class": per_class,
+        "worst_classes": ranked[:worst_k],
+        "confusion_matrix": cm.tolist(),
+        "confusion_matrix_normalized": cm_norm.round(6).tolist(),
+    }
+
+
+def prediction_frame(frame: pd.DataFrame, probs: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
+    """One row per image: path, true and predicted class, confidence, correct."""
+    pred = probs.argmax(axis=1)
+    out = pd.DataFrame({
+        "path": frame["path"].to_numpy(),
+        "true": frame["class_name"].to_numpy(),
+        "predicted": np.asarray(classes, dtype=object)[pred],
+        "confidence": probs.max(axis=1).round(6),
+    })
+    out["correct"] = out["true"] == out["predicted"]
+    return out
+
+
+def misclassified(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The wrong predictions, most confident first."""
+    wrong = predictions[~predictions["correct"]]
+    return wrong.sort_values("confidence", ascending=False).reset_index(drop=True)
+
+
+def metrics_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
+    """One row per run: micro-F1, macro-F1, accuracy (the study's evolution table)."""
+    rows = [{"run": run, "title": m.get("title", run), "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
+             "accuracy": m["accuracy"], "epochs": m.get("epochs_trained"), "train_seconds": m.get("train_seconds")}
+            for run, m in metrics_by_run.items()]
+    return pd.DataFrame(rows)
+
+
+def per_class_f1_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
+    """Classes × runs, validation F1."""
+    return pd.DataFrame({run: {c: v["f1"] for c, v in m["per_class"].items()} for run, m in metrics_by_run.items()})
+
+
+def best_run(table: pd.DataFrame, metric: str = "micro_f1") -> str:
+    """The run with the highest ``metric`` in a ``metrics_table``."""
+    return str(table.loc[table[metric].idxmax(), "run"])

@@ -1,0 +1,229 @@
+"""The study's models: SimpleCnn, MidCnn and a partly frozen torchvision transfer model.
+
+``build_model`` makes any of them from parameters; ``n_classes`` always comes from the data.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+from pathlib import Path
+
+import torch
+import torchvision
+from torch import nn
+
+CHANNELS = (3, 8, 16, 32, 64, 96)
+
+
+def _conv_blocks(padding: int) -> nn.Sequential:
+    blocks = []
+    for c_in, c_out in zip(CHANNELS[:-1], CHANNELS[1:]):
+        blocks.append(nn.Sequential(
+            nn.Conv2d(c_in, c_out, kernel_size=3, padding=padding),
+            nn.BatchNorm2d(c_out),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        ))
+    return nn.Sequential(*blocks)
+
+
+def _flat_size(features: nn.Module, input_size: int) -> int:
+    was_training = features.training
+    features.eval()
+    try:
+        with torch.no_grad():
+            n = features(torch.zeros(1, 3, input_size, input_size)).numel()
+    except RuntimeError:
+        n = 0
+    features.train(was_training)
+    if n == 0:
+        raise ValueError(f"input_size {input_size} is too small for five conv+pool blocks")
+    return n
+
+
+class SimpleCnn(nn.Module):
+    """The recipe's baseline: five Conv(3x3, no padding)→BatchNorm→ReLU→MaxPool blocks
+    3→8→16→32→64→96, then FC flatten→256→n_classes (flatten = 96·5·5 = 2400 at 224 px)."""
+
+    def __init__(self, n_classes: int, input_size: int = 224):
+        super().__init__()
+        self.features = _conv_blocks(padding=0)
+        self.flat_size = _flat_size(self.features, input_size)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(self.flat_size, 256),
+            nn.ReLU(inplace=True),
+            nn.Linear(256, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class MidCnn(nn.Module):
+    """SimpleCnn with padding in the convolutions, BatchNorm1d and dropout 0.5 in the FC part."""
+
+    def __init__(self, n_classes: int, input_size: int = 224, dropout: float = 0.5):
+        super().__init__()
+        self.features = _conv_blocks(padding=1)
+        self.flat_size = _flat_size(self.features, input_size)
+        self.classifier = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(self.flat_size, 256),
+            nn.BatchNorm1d(256),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+            nn.Linear(256, n_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be loaded; the message says where to put the file."""
+
+
+def _is_path(weights: str) -> bool:
+    return os.sep in weights or "/" in weights or weights.endswith((".pth", ".pt")) or Path(weights).exists()
+
+
+def load_backbone(name: str, weights: str | None) -> nn.Module:
+    """A torchvision model by name with ``weights``: None, a weights enum name such as
+    ``IMAGENET1K_V2`` or ``DEFAULT`` (loaded through torchvision's API and the TORCH_HOME cache), or the
+    path of a local state-dict file for that architecture. Never falls back to random weights."""
+    try:
+        builder = torchvision.models.get_model_builder(name)
+    except ValueError as exc:
+        raise ValueError(f"backbone: unknown torchvision model {name!r}") from exc
+    if weights is None:
+        return builder(weights=None)
+    if _is_path(weights):
+        path = Path(weights).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"weights: no such state-dict file: {path}")
+        model = builder(weights=None)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "model_state" in state:
+            state = state["model_state"]
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"weights: {path} is not a state dict for {name}: {exc}") from exc
+        return model
+    try:
+        enum = torchvision.models.get_model_weights(name)[weights] if weights != "DEFAULT" else \
+            torchvision.models.get_model_weights(name).DEFAULT
+    except KeyError as exc:
+        known = ", ".join(w.name for w in torchvision.models.get_model_weights(name))
+        raise ValueError(f"weights: {name} has no weights {weights!r}; known: {known}, DEFAULT, "
+                         "a state-dict path, or null") from exc
+    try:
+        return builder(weights=enum)
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        target = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
+        raise WeightsUnavailableError(
+            f"Could not load {name} weights {enum} ({exc}). Download {enum.url} on a machine with "
+            f"network access and put it at {target} (TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')}), "
+            "or set weights to the path of a local state-dict file."
+        ) from exc
+
+
+def _last_stage_and_width(name: str, net: nn.Module) -> tuple[list[nn.Module], int, str]:
+    """The modules left trainable, the pooled feature width, and the classifier attribute."""
+    if hasattr(net, "layer4") and hasattr(net, "fc"):  # resnet, resnext, wide_resnet
+        return [net.layer4], net.fc.in_features, "fc"
+    if name.startswith("convnext"):
+        return [net.features[-1]], net.classifier[-1].in_features, "classifier"
+    if name.startswith(("mobilenet_v2", "mobilenet_v3", "efficientnet")):
+        linear = next(m for m in net.classifier if isinstance(m, nn.Linear))
+        # last block (stage) of inverted residuals and the final 1x1 conv
+        return [net.features[-2], net.features[-1]], linear.in_features, "classifier"
+    raise ValueError(f"backbone: {name!r} is not a supported family (resnet, mobilenet_v2/v3, "
+                     "efficientnet, convnext)")
+
+
+class TransferModel(nn.Module):
+    """A torchvision backbone, frozen except its last stage, with a new head width→hidden→n_classes.
+
+    Frozen BatchNorm layers stay in eval mode while training, so their ImageNet statistics are kept.
+    """
+
+    def __init__(self, n_classes: int, backbone: str = "resnet50", weights: str | None = None,
+                 head_hidden: int = 512, head_dropout: float = 0.0):
+        super().__init__()
+        self.backbone_name = backbone
+        self.net = load_backbone(backbone, weights)
+        trainable, width, attr = _last_stage_and_width(backbone, self.net)
+        self.feature_width = width
+        head = nn.Sequential(
+            nn.Linear(width, head_hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(head_dropout),
+            nn.Linear(head_hidden, n_classes),
+        )
+        if backbone.startswith("convnext"):  # keep its LayerNorm2d + Flatten before the new head
+            head = nn.Sequential(*list(self.net.classifier)[:-1], *head)
+        setattr(self.net, attr, head)
+        for p in self.net.parameters():
+            p.requires_grad_(False)
+        for module in [*trainable, head]:
+            for p in module.parameters():
+                p.requires_grad_(True)
+        self.head = head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+    def train(self, mode: bool = True) -> "TransferModel":
+        super().train(mode)
+        for m in self.net.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in m.parameters()
+            ):
+                m.eval()
+        return self
+
+
+ARCHITECTURES = ("simple_cnn", "mid_cnn", "transfer")
+
+
+def build_model(arch: str, n_classes: int, input_size: int = 224, backbone: str = "resnet50",
+                weights: str | None = None, head_hidden: int = 512, head_dropout: float = 0.0,
+                dropout: float = 0.5) -> nn.Module:
+    if arch == "simple_cnn":
+        return SimpleCnn(n_classes, input_size)
+    if arch == "mid_cnn":
+        return MidCnn(n_classes, input_size, dropout=dropout)
+    if arch == "transfer":
+        return TransferModel(n_classes, backbone, weights, head_hidden, head_dropout)
+    raise ValueError(f"arch must be one of {ARCHITECTURES}, not {arch!r}")
+
+
+def count_parameters(model: nn.Module) -> dict[str, int]:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"total": total, "trainable": trainable, "frozen": total - trainable}
+
+
+def trainable_modules(model: nn.Module) -> list[str]:
+    """Top-level names of the parameters that train, e.g. ``['net.layer4', 'net.fc']``."""
+    names = []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            parts = name.split(".")
+            prefix = ".".join(parts[:3] if parts[1] == "features" else parts[:2])
+            if prefix not in names:
+                names.append(prefix)
+    return names
+
+
+def summary(model: nn.Module, input_size: int) -> str:
+    """A short printable summary: the module tree for small models, counts for all."""
+    counts = count_parameters(model)
+    head = (f"{type(model).__name__} at {input_size}px: {counts['total']:,} parameters, "
+            f"{counts['trainable']:,} trainable, {counts['frozen']:,} frozen")
+    if isinstance(model, TransferModel):
+        return head + f"\nbackbone {model.backbone_name}; trainable: {', '.join(trainable_modules(model))}\nhead: {model.head}"
+    return head + "\n" + str(model)

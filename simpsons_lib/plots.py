@@ -1,0 +1,165 @@
+"""Figures (matplotlib/seaborn). Each function returns a figure; ``io_utils.save_figure`` writes a PNG."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .data import load_rgb
+
+sns.set_theme(style="whitegrid", context="notebook")
+
+
+def class_distribution(counts: pd.Series, title: str = "Training images per class"):
+    """Horizontal bars, largest class first (the imbalance at a glance)."""
+    counts = counts.sort_values(ascending=True)
+    fig, ax = plt.subplots(figsize=(8, max(4, 0.22 * len(counts))))
+    ax.barh(counts.index, counts.values, color=sns.color_palette("crest", len(counts)))
+    ax.set_xlabel("images")
+    ax.set_title(f"{title} (max/min = {counts.max() / max(1, counts.min()):.0f}x)")
+    for y, v in enumerate(counts.values):
+        ax.text(v, y, f" {v}", va="center", fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def split_distribution(summary: pd.DataFrame):
+    """Train and validation counts per class (``StudyData.summary()``)."""
+    frame = summary[["train", "val"]].iloc[::-1]
+    fig, ax = plt.subplots(figsize=(8, max(4, 0.22 * len(frame))))
+    frame.plot.barh(stacked=True, ax=ax, color=["#4c72b0", "#dd8452"])
+    ax.set_xlabel("images")
+    ax.set_title("Stratified split: train and validation images per class")
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(paths: Sequence[str], titles: Sequence[str] | None = None, ncols: int = 6, size: float = 2.0,
+               title: str | None = None):
+    """Images in a grid, each converted to RGB, with optional captions."""
+    n = len(paths)
+    nrows = max(1, int(np.ceil(n / ncols)))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * size * 1.05), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, p) in enumerate(zip(axes.flat, paths)):
+        ax.imshow(load_rgb(p))
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def sample_grid(index: pd.DataFrame, classes: Sequence[str], per_class: int = 4, seed: int = 0):
+    """``per_class`` random images of each class in ``classes`` (one row per class)."""
+    rows = []
+    for c in classes:
+        sub = index[index["class_name"] == c]
+        rows.append(sub.sample(min(per_class, len(sub)), random_state=seed))
+    frame = pd.concat(rows)
+    return image_grid(list(frame["path"]), list(frame["class_name"]), ncols=per_class, size=1.8)
+
+
+def image_size_scatter(stats: pd.DataFrame):
+    """Width against height of the (sampled) images, with their marginal histograms."""
+    grid = sns.jointplot(data=stats, x="width", y="height", kind="scatter", height=5, alpha=0.4, s=12)
+    grid.figure.suptitle("Image sizes (pixels)", y=1.02)
+    return grid.figure
+
+
+def learning_curves(history: pd.DataFrame, title: str = ""):
+    """Loss and F1 per epoch, train against validation."""
+    h = history.reset_index() if "epoch" not in history.columns else history
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    ax1.plot(h["epoch"], h["train_loss"], "o-", label="train")
+    ax1.plot(h["epoch"], h["val_loss"], "o-", label="validation")
+    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    ax1.legend()
+    ax2.plot(h["epoch"], h["train_accuracy"], "o-", label="train accuracy")
+    ax2.plot(h["epoch"], h["val_micro_f1"], "o-", label="val micro-F1")
+    ax2.plot(h["epoch"], h["val_macro_f1"], "o-", label="val macro-F1")
+    ax2.set(xlabel="epoch", ylim=(0, 1.02), title="Quality")
+    ax2.legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(metrics: dict, normalized: bool = True, title: str | None = None):
+    """The confusion matrix with class names on both axes; colours row-normalised (recall per class)
+    so rare classes are as visible as common ones; counts written in the off-diagonal cells."""
+    classes = metrics["classes"]
+    counts = np.asarray(metrics["confusion_matrix"])
+    colours = np.asarray(metrics["confusion_matrix_normalized"]) if normalized else counts
+    n = len(classes)
+    side = max(6, 0.32 * n + 2)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    annot = np.where((counts > 0), counts.astype(str), "")
+    sns.heatmap(colours, ax=ax, cmap="rocket_r", vmin=0, vmax=1 if normalized else None, square=True,
+                annot=annot, fmt="", annot_kws={"fontsize": 6}, xticklabels=classes, yticklabels=classes,
+                cbar_kws={"label": "share of the true class" if normalized else "images", "shrink": 0.6},
+                linewidths=0.3, linecolor="#eeeeee")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.tick_params(labelsize=7)
+    ax.set_title(title or f"Confusion matrix (validation, micro-F1 {metrics['micro_f1']:.3f})")
+    fig.tight_layout()
+    return fig
+
+
+def per_class_f1(metrics: dict, title: str | None = None):
+    """Validation F1 of every class, worst first, with its support."""
+    frame = pd.DataFrame(metrics["per_class"]).T.sort_values("f1")
+    fig, ax = plt.subplots(figsize=(8, max(4, 0.22 * len(frame))))
+    colours = sns.color_palette("RdYlGn", as_cmap=True)(frame["f1"].astype(float).to_numpy())
+    ax.barh(frame.index, frame["f1"].astype(float), color=colours)
+    for y, (f1, sup) in enumerate(zip(frame["f1"], frame["support"])):
+        ax.text(float(f1), y, f" {float(f1):.2f} (n={int(sup)})", va="center", fontsize=7)
+    ax.set(xlim=(0, 1.15), xlabel="F1", title=title or "Per-class F1 (validation), worst first")
+    fig.tight_layout()
+    return fig
+
+
+def misclassified_gallery(wrong: pd.DataFrame, n: int = 24, ncols: int = 6):
+    """The most confident mistakes, captioned true → predicted (confidence)."""
+    wrong = wrong.head(n)
+    if wrong.empty:
+        fig, ax = plt.subplots(figsize=(4, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no misclassified images", ha="center")
+        return fig
+    titles = [f"{t}\n→ {p} ({c:.2f})" for t, p, c in zip(wrong["true"], wrong["predicted"], wrong["confidence"])]
+    return image_grid(list(wrong["path"]), titles, ncols=ncols, size=2.2,
+                      title="Misclassified validation images (true → predicted)")
+
+
+def f1_evolution(table: pd.DataFrame):
+    """Validation micro- and macro-F1 per run, in study order (the evolution of model quality)."""
+    frame = table.set_index("title")[["micro_f1", "macro_f1"]]
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(frame)), 4))
+    frame.plot.bar(ax=ax, rot=15, color=["#4c72b0", "#55a868"])
+    for container in ax.containers:
+        ax.bar_label(container, fmt="%.3f", fontsize=8)
+    ax.set(ylim=(0, 1.1), ylabel="validation F1", xlabel="", title="Evolution of model quality")
+    ax.legend(["micro-F1 (Kaggle metric)", "macro-F1"], loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def per_class_f1_heatmap(table: pd.DataFrame):
+    """Classes × runs validation F1 (``evaluate.per_class_f1_table``), hardest classes on top."""
+    frame = table.loc[table.mean(axis=1).sort_values().index]
+    fig, ax = plt.subplots(figsize=(2 + 1.3 * frame.shape[1], max(5, 0.25 * len(frame))))
+    sns.heatmap(frame, ax=ax, cmap="RdYlGn", vmin=0, vmax=1, annot=True, fmt=".2f", annot_kws={"fontsize": 7},
+                cbar_kws={"label": "F1"})
+    ax.set_title("Per-class validation F1 across runs")
+    ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,233 @@
+"""Training: one ``fit`` for every model, with checkpoints, resume, early stopping and a CSV history.
+
+Seeding: ``seed_everything`` plus a seeded loader generator make a CPU run repeatable; the RNG states
+are saved in every checkpoint so a resumed run continues exactly as an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .evaluate import autocast, compute_metrics, predict, to_device
+from .io_utils import atomic_path, progress_enabled, write_csv
+
+log = logging.getLogger(__name__)
+
+TIMING_COLUMNS = ("seconds", "train_images_per_s")
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto``: cuda, then mps, then cpu. Asking for an absent accelerator is an error."""
+    mps = getattr(torch.backends, "mps", None)
+    has_mps = bool(mps and mps.is_available())
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' was asked for, but no CUDA GPU is available (use device: auto or cpu)")
+    if name == "mps" and not has_mps:
+        raise RuntimeError("device 'mps' was asked for, but Apple MPS is not available (use device: auto or cpu)")
+    if name not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device must be auto, cpu, cuda or mps, not {name!r}")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_loader(dataset, batch_size: int, shuffle: bool, seed: int, num_workers: int = 0,
+                device: torch.device | None = None) -> DataLoader:
+    """A loader whose order (and workers' augmentation seeds) follow ``seed``."""
+    generator = torch.Generator().manual_seed(seed)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                      num_workers=num_workers, persistent_workers=num_workers > 0,
+                      pin_memory=device is not None and device.type == "cuda", drop_last=False)
+
+
+def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float = 0.0,
+                    momentum: float = 0.9) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    if name == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    raise ValueError(f"optimizer must be adam, adamw or sgd, not {name!r}")
+
+
+def build_scheduler(optimizer, name: str, epochs: int, step_size: int = 1, gamma: float = 0.1):
+    if name == "none":
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+    raise ValueError(f"scheduler must be none, cosine or step, not {name!r}")
+
+
+def params_fingerprint(meta: dict) -> str:
+    return hashlib.sha1(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class FitResult:
+    history: pd.DataFrame
+    best_epoch: int
+    best_score: float
+    best_checkpoint: Path
+    last_checkpoint: Path
+    device: str
+    resumed_from: int | None = None
+
+    @property
+    def train_seconds(self) -> float:
+        return float(self.history["seconds"].sum())
+
+
+def _rng_state(loader: DataLoader) -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "loader": loader.generator.get_state() if loader.generator is not None else None,
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict, loader: DataLoader) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state["loader"] is not None and loader.generator is not None:
+        loader.generator.set_state(state["loader"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    return torch.load(path, map_location=map_location, weights_only=False)
+
+
+def _better(score: float, best: float | None, monitor: str) -> bool:
+    if best is None:
+        return True
+    return score < best if monitor == "val_loss" else score > best
+
+
+def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, epochs: int,
+        optimizer: torch.optim.Optimizer, scheduler=None, device: torch.device | str = "cpu",
+        amp: bool = False, monitor: str = "val_micro_f1", patience: int = 0,
+        checkpoint_dir: str | Path, history_csv: str | Path | None = None, classes: list[str],
+        meta: dict | None = None, resume: bool = True, progress: bool | None = None,
+        after_epoch: Callable[[int], None] | None = None) -> FitResult:
+    """Train ``model``; keep ``best.pt`` (by ``monitor``) and ``last.pt`` in ``checkpoint_dir``.
+
+    Each checkpoint holds the model state, class names, ``meta`` (the run's parameters), the epoch,
+    its metrics and the history. With ``resume``, a ``last.pt`` whose ``meta`` matches continues from
+    the epoch after it (a finished run returns at once). The model ends with the best weights loaded.
+    """
+    device = torch.device(device)
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    best_path, last_path = checkpoint_dir / "best.pt", checkpoint_dir / "last.pt"
+    meta = dict(meta or {})
+    fingerprint = params_fingerprint({**meta, "epochs": epochs, "monitor": monitor, "patience": patience})
+    show = progress_enabled(progress)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        model = model.to(device, memory_format=torch.channels_last)
+    else:
+        model = model.to(device)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    history: list[dict] = []
+    best_score, best_epoch, stale, start_epoch, resumed_from, finished = None, 0, 0, 1, None, False
+    if resume and last_path.exists():
+        state = load_checkpoint(last_path)
+        if state.get("fingerprint") == fingerprint:
+            model.load_state_dict(state["model_state"])
+            optimizer.load_state_dict(state["optimizer_state"])
+            if scheduler is not None and state.get("scheduler_state"):
+                scheduler.load_state_dict(state["scheduler_state"])
+            _set_rng_state(state["rng"], train_loader)
+            history = state["history"]
+            best_score, best_epoch, stale = state["best_score"], state["best_epoch"], state["stale"]
+            start_epoch = resumed_from = state["epoch"] + 1
+            finished = state["finished"]
+            log.info("Resuming from %s (epoch %d done)", last_path, state["epoch"])
+        else:
+            log.info("Ignoring %s: it was made with other parameters", last_path)
+
+    for epoch in range(start_epoch, epochs + 1):
+        if finished:
+            break
+        model.train()
+        start = time.perf_counter()
+        loss_sum, correct, seen = 0.0, 0, 0
+        for images, labels in tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not show, leave=False):
+            images, labels = to_device(images, device), labels.to(device, non_blocking=True)
+            with autocast(device, amp):
+                logits = model(images)
+                loss = loss_fn(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.item() * len(labels)
+            correct += (logits.argmax(1) == labels).sum().item()
+            seen += len(labels)
+        train_seconds = time.perf_counter() - start
+        lr = optimizer.param_groups[0]["lr"]
+        if scheduler is not None:
+            scheduler.step()
+        probs, targets, val_loss = predict(model, val_loader, device, amp, progress=False)
+        m = compute_metrics(targets, probs.argmax(1), classes)
+        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+               "val_loss": val_loss, "val_micro_f1": m["micro_f1"], "val_macro_f1": m["macro_f1"],
+               "val_accuracy": m["accuracy"], "lr": lr, "seconds": time.perf_counter() - start,
+               "train_images_per_s": seen / train_seconds}
+        history.append(row)
+        score = row[monitor]
+        improved = _better(score, best_score, monitor)
+        if improved:
+            best_score, best_epoch, stale = score, epoch, 0
+        else:
+            stale += 1
+        finished = epoch == epochs or (patience > 0 and stale >= patience)
+        payload = {"model_state": model.state_dict(), "classes": list(classes), "params": meta,
+                   "fingerprint": fingerprint, "epoch": epoch, "metrics": row, "history": history,
+                   "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "finished": finished,
+                   "optimizer_state": optimizer.state_dict(),
+                   "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+                   "rng": _rng_state(train_loader)}
+        if improved:
+            save_checkpoint(best_path, {k: v for k, v in payload.items() if k not in ("optimizer_state", "rng")})
+        save_checkpoint(last_path, payload)
+        if history_csv is not None:
+            write_csv(history_csv, pd.DataFrame(history))
+        log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if k != "epoch"})
+        if patience > 0 and stale >= patience:
+            log.info("Early stop: %s did not improve for %d epochs", monitor, patience)
+        if after_epoch is not None:
+            after_epoch(epoch)
+
+    if best_path.exists():
+        model.load_state_dict(load_checkpoint(best_path, map_location=device)["model_state"])
+    return FitResult(pd.DataFrame(history), best_epoch, best_score, best_path, last_path, str(device),
+                     resumed_from)

@@ -1,0 +1,106 @@
+import pandas as pd
+import pytest
+import torch
+
+from simpsons_lib import experiment, study, train
+
+
+def run(p, **kw):
+    rp = experiment.run_paths(p)
+    s = study.load_study(p, image_size=p.image_size)
+    model = experiment.make_model(p, s)
+    worst = experiment.worst_classes(p, rp, s.classes)
+    result = experiment.train_model(model, s, p, rp, worst, **kw)
+    return s, rp, model, result
+
+
+def without_timing(history: pd.DataFrame) -> pd.DataFrame:
+    return history.drop(columns=list(train.TIMING_COLUMNS))
+
+
+def test_fit_lowers_the_loss_and_beats_chance(train_params):
+    p = train_params(run_name="learn", epochs=5, batch_size=32, image_size=96, augment=True, worst_classes=["homer_simpson"])
+    s, rp, model, result = run(p)
+    h = result.history
+    assert h["train_loss"].iloc[-1] < 0.8 * h["train_loss"].iloc[0]
+    majority = s.val["class_name"].value_counts().iloc[0] / len(s.val)  # always guessing the largest class
+    metrics, predictions = experiment.evaluate_model(model, s, p, rp, result, ["homer_simpson"])
+    assert metrics["micro_f1"] > majority + 0.1
+    assert metrics["micro_f1"] == pytest.approx(h["val_micro_f1"].max())  # best checkpoint restored
+    assert len(predictions) == len(s.val) and rp.metrics_json.exists() and rp.history_csv.exists()
+    saved = pd.read_csv(rp.history_csv)
+    assert list(saved.columns) == ["epoch", "train_loss", "train_accuracy", "val_loss", "val_micro_f1", "val_macro_f1",
+                                   "val_accuracy", "lr", "seconds", "train_images_per_s"]
+
+
+def test_two_seeded_cpu_runs_are_identical(train_params, tmp_path, monkeypatch):
+    p = train_params(run_name="a", epochs=2, batch_size=32, augment=True, worst_classes=["bart_simpson", "lisa_simpson"])
+    s1, rp1, m1, r1 = run(p)
+    monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "other"))
+    s2, rp2, m2, r2 = run(p)
+    pd.testing.assert_frame_equal(without_timing(r1.history), without_timing(r2.history))
+    _, p1 = experiment.evaluate_model(m1, s1, p, rp1, r1, [])
+    _, p2 = experiment.evaluate_model(m2, s2, p, rp2, r2, [])
+    pd.testing.assert_frame_equal(p1, p2)
+    other = train_params(run_name="a", epochs=2, batch_size=32, augment=True, seed=1)
+    monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "third"))
+    assert not without_timing(run(other)[3].history).equals(without_timing(r1.history))
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(train_params, tmp_path, monkeypatch):
+    p = train_params(run_name="r", epochs=3, batch_size=32, augment=True, resume=True, scheduler="cosine",
+                     worst_classes=["bart_simpson"])
+    full = run(p)[3]
+
+    monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "interrupted"))
+
+    def stop_after_first(epoch):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(p, after_epoch=stop_after_first)
+    rp = experiment.run_paths(p)
+    ckpt = train.load_checkpoint(rp.models / "last.pt")
+    assert ckpt["epoch"] == 1 and not ckpt["finished"]
+    resumed = run(p)[3]
+    assert resumed.resumed_from == 2
+    pd.testing.assert_frame_equal(without_timing(resumed.history), without_timing(full.history))
+    # a finished run with the same parameters is not trained again; other parameters start afresh
+    assert run(p)[3].resumed_from == 4
+    assert run(train_params(run_name="r", epochs=3, batch_size=32, resume=True, lr=0.01))[3].resumed_from is None
+
+
+def test_checkpoints_hold_what_a_user_needs(train_params):
+    p = train_params(run_name="ck", epochs=2, batch_size=64)
+    s, rp, model, result = run(p)
+    best = train.load_checkpoint(rp.models / "best.pt")
+    last = train.load_checkpoint(rp.models / "last.pt")
+    for ckpt in (best, last):
+        assert ckpt["classes"] == s.classes and ckpt["params"]["lr"] == p.lr
+        assert set(ckpt["metrics"]) >= {"val_micro_f1", "val_macro_f1", "train_loss"}
+        assert ckpt["epoch"] in (1, 2)
+    assert last["epoch"] == 2 and "optimizer_state" in last
+    assert not [f for f in rp.models.iterdir() if f.name.startswith(".")]  # no temp files left
+    rebuilt, ckpt = experiment.load_trained_model(rp, "ck", torch.device("cpu"))
+    x = torch.randn(2, 3, p.image_size, p.image_size)
+    model.eval()
+    torch.testing.assert_close(rebuilt(x), model(x))
+
+
+def test_early_stopping(train_params):
+    p = train_params(run_name="es", epochs=6, lr=1e-9, patience=1, monitor="val_loss")
+    history = run(p)[3].history
+    assert len(history) < 6
+
+
+def test_device_selection():
+    assert train.select_device("cpu").type == "cpu"
+    assert train.select_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            train.select_device("cuda")

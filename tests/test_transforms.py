@@ -1,0 +1,82 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from simpsons_lib import evaluate, transforms
+
+
+def test_eval_transform_resizes_and_normalises():
+    img = Image.new("RGB", (50, 30), (255, 0, 128))
+    x = transforms.eval_transform(40)(img)
+    assert x.shape == (3, 40, 40) and x.dtype == torch.float32
+    expected = (torch.tensor([1.0, 0.0, 128 / 255]) - torch.tensor(transforms.IMAGENET_MEAN)) / torch.tensor(transforms.IMAGENET_STD)
+    torch.testing.assert_close(x[:, 20, 20], expected, atol=1e-4, rtol=0)
+    # a cached uint8 tensor gives the same result as the PIL image
+    t = torch.from_numpy(np.array(img.resize((40, 40), Image.Resampling.BILINEAR))).permute(2, 0, 1)
+    torch.testing.assert_close(transforms.eval_transform(40)(t), x, atol=1e-2, rtol=0)
+
+
+class Recorder:
+    def __init__(self, name, log):
+        self.name, self.log = name, log
+
+    def __call__(self, image):
+        self.log.append(self.name)
+        return image
+
+
+def test_per_class_transform_picks_strong_or_mild_by_label():
+    t = transforms.PerClassTransform(32, strong_labels=[1, 3])
+    calls = []
+    t.strong, t.mild = Recorder("strong", calls), Recorder("mild", calls)
+    img = Image.new("RGB", (40, 40), (10, 200, 30))
+    for label in [0, 1, 2, 3, 1]:
+        assert t(img, label).shape == (3, 32, 32)
+    assert calls == ["mild", "strong", "mild", "strong", "strong"]
+    off = transforms.PerClassTransform(32, strong_labels=[1], augment=False)
+    off.strong, off.mild = Recorder("strong", calls), Recorder("mild", calls)
+    calls.clear()
+    off(img, 1)
+    assert calls == [] and off.policy(1) == "none"
+
+
+def test_strong_augmentation_moves_pixels_mild_only_recolours():
+    torch.manual_seed(0)
+    img = torch.zeros(3, 64, 64, dtype=torch.uint8)
+    img[:, 8:24, 8:24] = 200  # a bright square in the top-left corner
+    t = transforms.PerClassTransform(64, strong_labels=[1])
+    bright = lambda x: (x.mean(0) > x.mean()).float()
+    reference = bright(transforms.eval_transform(64)(img))
+    mild = [bright(t(img, 0)) for _ in range(10)]
+    strong = [bright(t(img, 1)) for _ in range(10)]
+    assert all(torch.equal(m, reference) for m in mild)
+    assert sum(not torch.equal(s, reference) for s in strong) >= 8
+
+
+def test_recipe_parameters():
+    strong = transforms.strong_augmentation().transforms
+    jitter, rotation, flip, affine = strong
+    assert jitter.brightness == (0.7, 1.3) and jitter.contrast == (0.7, 1.3) and jitter.saturation == (0.7, 1.3)
+    assert rotation.degrees == [-30.0, 30.0] and flip.p == 0.5 and affine.translate == (0.15, 0.15)
+    (mild,) = transforms.mild_augmentation().transforms
+    assert mild.brightness == (0.9, 1.1)
+
+
+def test_worst_classes_from_a_metrics_file(tmp_path):
+    classes = ["a", "b", "c", "d"]
+    y_true = [0, 0, 1, 1, 2, 2, 3, 3]
+    y_pred = [0, 0, 1, 0, 0, 0, 3, 3]  # c worst (0), b next (0.67), a (0.67) ...
+    metrics = evaluate.compute_metrics(y_true, y_pred, classes)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(metrics))
+    assert transforms.worst_classes_from_metrics(path, k=1) == ["c"]
+    assert transforms.worst_classes_from_metrics(path, k=2) == ["c", "a"]
+    assert transforms.worst_classes_from_metrics(path, below=0.7) == ["c", "a", "b"]
+    assert transforms.worst_classes_from_metrics(metrics, k=1, below=0.0) == ["c"]
+    with pytest.raises(ValueError):
+        transforms.worst_classes_from_metrics(metrics)
+    with pytest.raises(KeyError, match="zed"):
+        transforms.labels_of(["a", "zed"], classes)
