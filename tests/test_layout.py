@@ -1,0 +1,74 @@
+"""The repository's shape and conventions: what a user copies."""
+
+import ast
+import json
+import re
+import subprocess
+import tomllib
+from pathlib import Path
+
+import nbformat
+import papermill
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_top_level_layout():
+    for name in ["notebooks", "simpsons_lib", "params", "outputs", "Makefile", "environment.yml", "tests",
+                 "README.md", "pyproject.toml", ".ci/run", "outputs/.gitkeep", "data/.gitkeep"]:
+        assert (REPO / name).exists(), name
+    ignored = subprocess.run(["git", "check-ignore", "outputs/demo/x.png", "data/kaggle/x.jpg", ".venv/x"],
+                             cwd=REPO, capture_output=True, text=True).stdout.split()
+    assert ignored == ["outputs/demo/x.png", "data/kaggle/x.jpg", ".venv/x"]
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["dev"]
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    assert "python=3.11" in env["dependencies"]
+    pip = next(d for d in env["dependencies"] if isinstance(d, dict))["pip"]
+    assert sorted(r.replace(" ", "") for r in pip if not r.startswith("-e")) == sorted(r.replace(" ", "") for r in wanted)
+    assert "-e .[dev]" in pip
+    for package in ["torch", "torchvision", "jupyterlab", "papermill", "scikit-learn", "scikit-image", "pandas",
+                    "seaborn", "matplotlib"]:
+        assert package in {_name(r) for r in wanted}
+
+
+def test_make_help_lists_every_target_with_a_description():
+    out = subprocess.run(["make", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for target in ["setup", "test", "lab", "data", "demo-data", "demo", "all", "clean", "bench"]:
+        assert re.search(rf"^\s+(\x1b\[\d+m)?{re.escape(target)}\b.*\S", out, re.M), target
+    assert subprocess.run(["make"], cwd=REPO, capture_output=True, text=True).stdout == out
+
+
+def test_notebooks_are_committed_clean_with_literal_parameters():
+    notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
+    assert [n.stem for n in notebooks] == ["00_eda", "01_simple_cnn", "02_mid_cnn", "03_resnet50", "04_report"]
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        nbformat.validate(nb)
+        assert nb.metadata.kernelspec.name == "simpsons-study"
+        assert nb.metadata.simpsons.kind in ("eda", "train", "report")
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert all(not c.outputs and c.execution_count is None for c in code), path.name
+        tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+        assert len(tagged) == 1 and code[0] is tagged[0], path.name
+        for node in ast.parse(tagged[0].source).body:
+            assert isinstance(node, ast.Assign), f"{path.name}: parameters cell holds only assignments"
+            ast.literal_eval(node.value)  # plain literals only
+        assert set(papermill.inspect_notebook(str(path))) == {
+            t.id for n in ast.parse(tagged[0].source).body for t in n.targets}
+        assert all(len(c.source.splitlines()) <= 8 for c in code[1:]), f"{path.name}: cells stay short"
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+    assert "make test" in (REPO / ".ci/run").read_text()
+    assert "drawn" in readme.lower()
