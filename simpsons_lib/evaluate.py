@@ -111,5 +111,14 @@ def per_class_f1_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
 
 
 def best_run(table: pd.DataFrame, metric: str = "micro_f1") -> str:
-    """The run with the highest ``metric`` in a ``metrics_table``."""
+    """The run with the highest ``metric`` in a ``metrics_table`` (the first of equals)."""
     return str(table.loc[table[metric].idxmax(), "run"])
+
+
+def submission_run(name: str, table: pd.DataFrame) -> str:
+    """``name``, or the best run by validation micro-F1 when ``name`` is ``"best"``."""
+    if name == "best":
+        return best_run(table)
+    if name not in set(table["run"]):
+        raise ValueError(f"submission_run: {name!r} is not one of the runs {list(table['run'])} (or 'best')")
+    return name

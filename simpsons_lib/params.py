@@ -105,7 +105,7 @@ TRAIN = {
 REPORT = {
     **DATA,
     "runs": Spec(LIST, "training runs compared, in study order", check=_str_list),
-    "submission_run": Spec(STR, "run whose best checkpoint predicts the test set"),
+    "submission_run": Spec(STR, "run whose best checkpoint predicts the test set, or 'best' (by val micro-F1)"),
     "eval_batch_size": Spec(INT, "batch size for test predictions", check=_range(1)),
     "device": Spec(STR, "auto, cpu, cuda or mps", check=_one_of("auto", "cpu", "cuda", "mps")),
     "gallery_size": Spec(INT, "misclassified images shown", check=_range(0)),

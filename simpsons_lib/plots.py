@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -10,6 +11,7 @@ import pandas as pd
 import seaborn as sns
 
 from .data import load_rgb
+from .io_utils import save_figure
 
 sns.set_theme(style="whitegrid", context="notebook")
 
@@ -143,12 +145,13 @@ def misclassified_gallery(wrong: pd.DataFrame, n: int = 24, ncols: int = 6):
 def f1_evolution(table: pd.DataFrame):
     """Validation micro- and macro-F1 per run, in study order (the evolution of model quality)."""
     frame = table.set_index("title")[["micro_f1", "macro_f1"]]
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(frame)), 4))
-    frame.plot.bar(ax=ax, rot=15, color=["#4c72b0", "#55a868"])
+    frame.index = [textwrap.fill(str(t), 18) for t in frame.index]
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(frame)), 4.5))
+    frame.plot.bar(ax=ax, rot=0, color=["#4c72b0", "#55a868"])
     for container in ax.containers:
         ax.bar_label(container, fmt="%.3f", fontsize=8)
     ax.set(ylim=(0, 1.1), ylabel="validation F1", xlabel="", title="Evolution of model quality")
-    ax.legend(["micro-F1 (Kaggle metric)", "macro-F1"], loc="lower right")
+    ax.legend(["micro-F1 (Kaggle metric)", "macro-F1"], loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
     fig.tight_layout()
     return fig
 
@@ -163,3 +166,14 @@ def per_class_f1_heatmap(table: pd.DataFrame):
     ax.tick_params(labelsize=7)
     fig.tight_layout()
     return fig
+
+
+def save(fig, path):
+    """Save ``fig`` as a PNG (atomically), close it, and return the saved image for display.
+
+    In a notebook the cell shows the PNG itself, so each figure is rendered once, not twice."""
+    from IPython.display import Image
+
+    saved = save_figure(fig, path)
+    plt.close(fig)
+    return Image(filename=str(saved))

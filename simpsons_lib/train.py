@@ -131,6 +131,18 @@ def _better(score: float, best: float | None, monitor: str) -> bool:
     return score < best if monitor == "val_loss" else score > best
 
 
+def train_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+               loss_fn, device: torch.device, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch already on ``device``; returns (loss, logits)."""
+    with autocast(device, amp):
+        logits = model(images)
+        loss = loss_fn(logits.float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
 def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, epochs: int,
         optimizer: torch.optim.Optimizer, scheduler=None, device: torch.device | str = "cpu",
         amp: bool = False, monitor: str = "val_micro_f1", patience: int = 0,
@@ -183,12 +195,7 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         loss_sum, correct, seen = 0.0, 0, 0
         for images, labels in tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not show, leave=False):
             images, labels = to_device(images, device), labels.to(device, non_blocking=True)
-            with autocast(device, amp):
-                logits = model(images)
-                loss = loss_fn(logits.float(), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss, logits = train_step(model, images, labels, optimizer, loss_fn, device, amp)
             loss_sum += loss.item() * len(labels)
             correct += (logits.argmax(1) == labels).sum().item()
             seen += len(labels)

@@ -106,3 +106,11 @@ def test_plots_return_figures_and_save_pngs(tmp_path, tiny_demo):
     ax = figures["confusion"].axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == classes
     assert [t.get_text() for t in ax.get_xticklabels()] == classes
+
+
+def test_submission_run_by_name_or_best():
+    table = pd.DataFrame({"run": ["a", "b", "c"], "micro_f1": [0.5, 0.7, 0.6]})
+    assert evaluate.submission_run("best", table) == "b"
+    assert evaluate.submission_run("c", table) == "c"
+    with pytest.raises(ValueError, match="'zzz'"):
+        evaluate.submission_run("zzz", table)

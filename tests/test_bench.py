@@ -1,0 +1,22 @@
+"""The throughput benchmark runs end to end on CPU (a smoke test: no timing is asserted)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_prints_a_table_for_each_model(tiny_demo, tmp_path):
+    out = tmp_path / "bench.csv"
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data-dir", str(tiny_demo), "--device", "cpu",
+         "--image-size", "96", "--batch-size", "8", "--steps", "2", "--warmup", "1", "--num-workers", "0",
+         "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = pd.read_csv(out)
+    assert list(table["model"]) == ["simple_cnn", "mid_cnn", "resnet50"]
+    assert (table[["pipeline_img_s", "ceiling_img_s", "ratio", "epoch_s"]] > 0).all().all()
+    assert "ceiling_img_s" in result.stdout and "resnet50" in result.stdout
