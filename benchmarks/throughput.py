@@ -2,8 +2,10 @@
 
 For each model, in one process: the *ceiling* is the same training step (bf16 autocast and
 channels-last on GPU) repeated on one batch that already sits on the device; the *pipeline* is the
-study's own path (decoded-image cache, per-class augmentation, DataLoader, host-to-device copy, the
-step). The ratio pipeline/ceiling says how much the input side costs. Not a test: a measurement.
+study's own path as training takes it (``experiment.make_train_loader``): on a GPU by default the
+decoded split held on the device with the per-class augmentation applied there a batch at a time;
+elsewhere (or with ``--loader per_sample``) a DataLoader with per-image v2 transforms and the
+host-to-device copy. The ratio pipeline/ceiling says how much the input side costs. Not a test: a measurement.
 
     python benchmarks/throughput.py                          # GPU if any, 224 px, demo data
     python benchmarks/throughput.py --device cpu --image-size 96 --batch-size 16 --steps 3
@@ -26,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from simpsons_lib import experiment, params, pipeline, study, train  # noqa: E402
 from simpsons_lib.evaluate import to_device  # noqa: E402
 from simpsons_lib.paths import NOTEBOOKS_DIR, PROJECT_ROOT  # noqa: E402
-from simpsons_lib.transforms import PerClassTransform  # noqa: E402
 
 MODELS = {"simple_cnn": {"arch": "simple_cnn"}, "mid_cnn": {"arch": "mid_cnn"},
           "resnet50": {"arch": "transfer", "backbone": "resnet50", "weights": None}}
@@ -62,8 +63,7 @@ def measure(name: str, p, s: study.StudyData, steps: int, warmup: int) -> dict:
     ceiling = bs * steps / timed_steps(ceiling_step, steps, device)
 
     worst = s.summary().index[-12:].tolist()  # the rarest classes get strong augmentation
-    transform = PerClassTransform(p["image_size"], [s.classes.index(c) for c in worst], augment=True)
-    loader = train.make_loader(s.dataset("train", transform), bs, True, p["seed"], p["num_workers"], device)
+    loader = experiment.make_train_loader(p, s, device, worst)  # exactly what training uses
     batches = iter(loader)
 
     def pipeline_step():
@@ -79,6 +79,7 @@ def measure(name: str, p, s: study.StudyData, steps: int, warmup: int) -> dict:
     real = bs * steps / timed_steps(pipeline_step, steps, device)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     return {"model": name, "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+            "loader": experiment.loader_kind(p, device, s),
             "image_size": p["image_size"], "batch": bs, "pipeline_img_s": round(real, 1),
             "ceiling_img_s": round(ceiling, 1), "ratio": round(real / ceiling, 3),
             "epoch_s": round(len(s.train) / real, 1), "gpu_peak_gib": round(peak, 2)}
@@ -92,7 +93,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--warmup", type=int, default=5)
-    ap.add_argument("--num-workers", type=int, default=8)
+    ap.add_argument("--num-workers", type=int, default=8, help="DataLoader workers (per_sample loader)")
+    ap.add_argument("--loader", default="auto", choices=["auto", "per_sample", "device_batches"])
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--out", default=None, help="also write the table as CSV here")
     ap.add_argument("--time-make-all", action="store_true", help="also run and time `make all`")
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     defaults = pipeline.notebook_defaults(NOTEBOOKS_DIR / "01_simple_cnn.ipynb")
     base = {**defaults, "profile": "bench", "data_dir": args.data_dir, "device": args.device,
-            "image_size": args.image_size, "batch_size": args.batch_size, "num_workers": args.num_workers}
+            "image_size": args.image_size, "batch_size": args.batch_size, "num_workers": args.num_workers,
+            "loader": args.loader, "augment": True}
     p0 = params.validate("train", base)
     s = study.load_study(p0, image_size=args.image_size)
     rows = []

@@ -58,8 +58,52 @@ class ArrayImageDataset(ImageDataset):
     def load(self, i: int):
         return torch.from_numpy(np.array(self.images[self.rows[i]]))
 
+    def __getstate__(self):
+        # A memory-mapped cache travels to DataLoader workers as its file name, not as a copy
+        # (matters where workers are spawned, as on macOS and Windows).
+        state = self.__dict__.copy()
+        if isinstance(self.images, np.memmap) and self.images.filename:
+            state["images"] = ("memmap", self.images.filename)
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state["images"], tuple) and state["images"][0] == "memmap":
+            state["images"] = np.load(state["images"][1], mmap_mode="r")
+        self.__dict__.update(state)
+
 
 def _apply(transform, image, label):
     if getattr(transform, "wants_label", False):
         return transform(image, label)
     return transform(image)
+
+
+class DeviceBatchLoader:
+    """Batches of decoded images held as one uint8 tensor on ``device``, with a batch transform applied
+    there: the fast path on a GPU, where per-image decoding and augmentation would starve the model.
+
+    Yields ``(images, labels)`` like a DataLoader over ``ArrayImageDataset``; the order follows a seeded
+    CPU ``generator`` (saved and restored with checkpoints, like a DataLoader's), which also drives the
+    augmentation (``transforms.BatchAugment``)."""
+
+    def __init__(self, images: np.ndarray, rows: Sequence[int], labels: Sequence[int], batch_size: int,
+                 shuffle: bool, seed: int, device, transform: Callable):
+        rows = np.asarray(rows)
+        order = np.argsort(rows)  # read the memory map in file order, then put back the split's order
+        block = np.empty((len(rows), *images.shape[1:]), dtype=np.uint8)
+        block[order] = images[rows[order]]
+        self.images = torch.from_numpy(block).to(device)
+        self.labels = torch.from_numpy(np.array(labels, dtype=np.int64)).to(device)
+        self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def __iter__(self):
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        for start in range(0, n, self.batch_size):
+            idx = order[start:start + self.batch_size].to(self.images.device)
+            labels = self.labels[idx]
+            yield self.transform(self.images[idx], labels, self.generator), labels

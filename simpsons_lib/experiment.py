@@ -14,7 +14,8 @@ from .io_utils import read_json, write_csv, write_json
 from .models import build_model, count_parameters
 from .paths import RunPaths
 from .study import StudyData
-from .transforms import PerClassTransform, eval_transform, labels_of, worst_classes_from_metrics
+from .datasets import DeviceBatchLoader
+from .transforms import BatchAugment, PerClassTransform, eval_transform, labels_of, worst_classes_from_metrics
 
 log = logging.getLogger(__name__)
 
@@ -45,19 +46,46 @@ def make_model(p, study: StudyData) -> torch.nn.Module:
                        head_hidden=p["head_hidden"], head_dropout=p["head_dropout"], dropout=p["dropout"])
 
 
+def loader_kind(p, device: torch.device, study: StudyData) -> str:
+    """``device_batches`` (decoded split on the device, batch augmentation there) or ``per_sample``
+    (DataLoader, per-image v2 transforms). ``auto``: device batches on a CUDA GPU."""
+    kind = p["loader"]
+    if kind == "auto":
+        kind = "device_batches" if device.type == "cuda" and study.images is not None else "per_sample"
+    if kind == "device_batches" and study.images is None:
+        raise ValueError("loader: device_batches needs the decoded images (cache_images: true)")
+    return kind
+
+
+def make_train_loader(p, study: StudyData, device: torch.device, worst: list[str]):
+    strong = labels_of(worst, study.classes)
+    if loader_kind(p, device, study) == "device_batches":
+        return DeviceBatchLoader(study.images, study.train.index, study.train["label"], p["batch_size"], True,
+                                 p["seed"], device, BatchAugment(study.n_classes, strong, augment=p["augment"]))
+    transform = PerClassTransform(p["image_size"], strong, augment=p["augment"])
+    return train.make_loader(study.dataset("train", transform), p["batch_size"], True, p["seed"],
+                             p["num_workers"], device)
+
+
+def make_val_loader(p, study: StudyData, device: torch.device):
+    if loader_kind(p, device, study) == "device_batches":
+        return DeviceBatchLoader(study.images, study.val.index, study.val["label"], p["eval_batch_size"], False,
+                                 p["seed"], device, BatchAugment(study.n_classes, augment=False))
+    return train.make_loader(study.dataset("val", eval_transform(p["image_size"])), p["eval_batch_size"], False,
+                             p["seed"], p["num_workers"], device)
+
+
 def train_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, worst: list[str],
                 progress: bool | None = None, after_epoch=None) -> train.FitResult:
     device = train.select_device(p["device"])
     train.seed_everything(p["seed"])
-    transform = PerClassTransform(p["image_size"], labels_of(worst, study.classes), augment=p["augment"])
-    train_loader = train.make_loader(study.dataset("train", transform), p["batch_size"], True, p["seed"],
-                                     p["num_workers"], device)
-    val_loader = train.make_loader(study.dataset("val", eval_transform(p["image_size"])), p["eval_batch_size"],
-                                   False, p["seed"], p["num_workers"], device)
+    train_loader = make_train_loader(p, study, device, worst)
+    val_loader = make_val_loader(p, study, device)
     optimizer = train.build_optimizer(model, p["optimizer"], p["lr"], p["weight_decay"], p["momentum"])
     scheduler = train.build_scheduler(optimizer, p["scheduler"], p["epochs"], p["step_size"], p["gamma"])
     meta = {k: v for k, v in p.items() if k not in ("resume", "num_workers", "device")}
     meta["worst_classes_used"] = worst
+    meta["loader_used"] = loader_kind(p, device, study)
     return train.fit(model, train_loader, val_loader, epochs=p["epochs"], optimizer=optimizer, scheduler=scheduler,
                      device=device, amp=p["amp"], monitor=p["monitor"], patience=p["patience"],
                      checkpoint_dir=rp.models, history_csv=rp.history_csv, classes=study.classes, meta=meta,
@@ -69,8 +97,7 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
     """Validation metrics of the best checkpoint, saved as ``metrics/<run>.json`` with the
     per-image predictions as ``metrics/<run>_val_predictions.csv``."""
     device = torch.device(result.device)
-    loader = train.make_loader(study.dataset("val", eval_transform(p["image_size"])), p["eval_batch_size"],
-                               False, p["seed"], 0, device)
+    loader = make_val_loader(p, study, device)
     probs, targets, val_loss = evaluate.predict(model, loader, device, p["amp"])
     metrics = evaluate.compute_metrics(targets, probs.argmax(1), study.classes)
     predictions = evaluate.prediction_frame(study.val, probs, study.classes)

@@ -190,7 +190,7 @@ def build_index(profile_dir: Path) -> Path:
     for m in map(read_json, manifests):
         run = m["run"]
         links.append(f'<li><a href="{run}.html">{html.escape(run)}</a> · <a href="{run}_reader.html">reader '
-                     f'version (no code)</a> — {m["seconds"]} s on {html.escape(str(m.get("device_name") or m.get("device") or "-"))}</li>')
+                     f'version (no code)</a> — {m["seconds"]} s{" on " + html.escape(str(m["device_name"] or m["device"])) if m.get("device") else ""}</li>')
         metrics_path = profile_dir / "metrics" / f"{run}.json"
         if m["kind"] == "train" and metrics_path.exists():
             met = read_json(metrics_path)
@@ -210,13 +210,18 @@ def build_index(profile_dir: Path) -> Path:
     note = ("<p class='note'>These runs used the <b>drawn demo data</b>, a procedural stand-in: its scores say "
             "nothing about The Simpsons.</p>" if demo else "")
     figures = sorted((profile_dir / "figures").glob("*confusion*.png"))
-    thumbs = "".join(f'<a href="../figures/{f.name}"><img src="../figures/{f.name}" title="{f.name}"></a>' for f in figures)
+    thumbs = "".join(f'<figure><a href="../figures/{f.name}"><img src="../figures/{f.name}" alt="{f.stem}"></a>'
+                     f'<figcaption>{html.escape(f.stem.replace("_confusion_matrix", ""))}</figcaption></figure>'
+                     for f in figures)
+    evolution = profile_dir / "figures" / "report_f1_evolution.png"
+    chart = f'<img class="chart" src="../figures/{evolution.name}" alt="evolution of model quality">' if evolution.exists() else ""
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Simpsons study — {profile_dir.name}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 table.runs{{border-collapse:collapse}} table.runs td,table.runs th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
-.note{{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e0a800}} img{{height:160px;margin:4px;border:1px solid #ccc}}</style>
+.note{{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e0a800}} table.runs td:nth-child(-n+2){{text-align:left}}
+figure{{display:inline-block;margin:4px;text-align:center}} figure img{{height:170px;border:1px solid #ccc}} img.chart{{max-width:640px}}</style>
 </head><body><h1>Simpsons character study — profile <code>{html.escape(profile_dir.name)}</code></h1>{note}
-<h2>Evolution of model quality (validation)</h2>{table}{sub_html}
+<h2>Evolution of model quality (validation)</h2>{table}{chart}{sub_html}
 <h2>Reports</h2><ul>{''.join(links)}</ul><h2>Confusion matrices</h2>{thumbs}
 <p>Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}.</p></body></html>"""
     return write_text(profile_dir / "reports" / "index.html", page)

@@ -81,8 +81,18 @@ def build_scheduler(optimizer, name: str, epochs: int, step_size: int = 1, gamma
     raise ValueError(f"scheduler must be none, cosine or step, not {name!r}")
 
 
+def library_fingerprint() -> str:
+    """Hash of the library's source: a checkpoint made by other code is never resumed."""
+    h = hashlib.sha1()
+    for path in sorted(Path(__file__).parent.glob("*.py")):
+        h.update(path.name.encode() + path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def params_fingerprint(meta: dict) -> str:
-    return hashlib.sha1(json.dumps(meta, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """What must match for ``last.pt`` to be resumed: the run's parameters and the library's code."""
+    payload = json.dumps(meta, sort_keys=True, default=str) + library_fingerprint()
+    return hashlib.sha1(payload.encode()).hexdigest()[:16]
 
 
 @dataclass

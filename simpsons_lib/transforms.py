@@ -106,3 +106,89 @@ def labels_of(class_names: Sequence[str], classes: Sequence[str]) -> list[int]:
     if missing:
         raise KeyError(f"unknown class name(s): {', '.join(missing)}")
     return [lookup[n] for n in class_names]
+
+
+GRAY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale
+
+
+class BatchAugment:
+    """The same per-class policy as ``PerClassTransform``, applied to a whole uint8 batch ``(N, 3, H, W)``
+    on the batch's device (the GPU on the fast path) with per-sample randomness.
+
+    Strong samples: ColorJitter(0.3, 0.3, 0.3) in a random order per sample, then rotation by up to
+    30°, a horizontal flip with probability 0.5 and a translation of up to 15 % of each side (one
+    nearest-neighbour resampling, black fill, as the per-image v2 transforms do); mild samples:
+    ColorJitter(0.1, 0.1, 0.1). Then ImageNet normalisation. With ``augment=False`` only the
+    normalisation. Random draws come from a seeded CPU generator, so results do not depend on the device.
+    """
+
+    def __init__(self, n_classes: int, strong_labels: Iterable[int] = (), augment: bool = True):
+        self.augment = augment
+        self.strong_classes = torch.zeros(n_classes, dtype=torch.bool)
+        self.strong_classes[list(int(x) for x in strong_labels)] = True
+
+    def sample(self, labels: torch.Tensor, generator: torch.Generator) -> dict:
+        """Per-sample parameters: jitter factors (brightness, contrast, saturation) and their order,
+        rotation angle (degrees), flip, translation (fraction of the side); geometry only for strong."""
+        strong = self.strong_classes[labels.cpu()]
+        n = len(labels)
+        strength = torch.where(strong, 0.3, 0.1)[:, None]
+        factors = 1 + (2 * torch.rand(n, 3, generator=generator) - 1) * strength
+        order = torch.argsort(torch.rand(n, 3, generator=generator), dim=1)
+        angle = (2 * torch.rand(n, generator=generator) - 1) * 30.0
+        flip = torch.rand(n, generator=generator) < 0.5
+        shift = (2 * torch.rand(n, 2, generator=generator) - 1) * 0.15
+        return {"strong": strong, "factors": factors, "order": order, "angle": angle * strong,
+                "flip": flip & strong, "shift": shift * strong[:, None]}
+
+    def __call__(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        x = images.float().div_(255)
+        if self.augment:
+            params = self.sample(labels, generator)
+            x = _jitter(x, params["factors"].to(x.device), params["order"].to(x.device))
+            x = _geometry(x, params)
+        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(GRAY_WEIGHTS, device=x.device).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def _jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """Brightness, contrast and saturation, each per sample, in each sample's own order."""
+    f = factors.view(-1, 3, 1, 1, 1)
+    for step in range(3):
+        op = order[:, step].view(-1, 1, 1, 1)
+        brightness = x * f[:, 0]
+        mean = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
+        contrast = f[:, 1] * x + (1 - f[:, 1]) * mean
+        saturation = f[:, 2] * x + (1 - f[:, 2]) * _gray(x)
+        x = torch.where(op == 0, brightness, torch.where(op == 1, contrast, saturation)).clamp_(0, 1)
+    return x
+
+
+def _geometry(x: torch.Tensor, params: dict) -> torch.Tensor:
+    """Rotate, flip, translate the strong samples with one nearest-neighbour ``grid_sample``."""
+    idx = params["strong"].nonzero().flatten()
+    if len(idx) == 0:
+        return x
+    n, (h, w) = len(idx), x.shape[-2:]
+    theta = torch.deg2rad(params["angle"][idx].double())
+    cos, sin = torch.cos(theta), torch.sin(theta)
+    # output -> input mapping in pixel units: p_in = R^T F (p_out - t); then to grid_sample's [-1, 1]
+    flip = torch.where(params["flip"][idx], -1.0, 1.0).double()
+    rot_t = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)  # R^T
+    a = rot_t @ torch.diag_embed(torch.stack([flip, torch.ones_like(flip)], -1))
+    t = torch.stack([torch.round(params["shift"][idx, 0] * w), torch.round(params["shift"][idx, 1] * h)], -1).double()
+    scale = torch.tensor([w / 2, h / 2], dtype=torch.float64)
+    a_norm = a * (scale.view(1, 1, 2) / scale.view(1, 2, 1))  # S^-1 A S
+    t_norm = -(a @ t.unsqueeze(-1)).squeeze(-1) / scale
+    matrix = torch.cat([a_norm, t_norm.unsqueeze(-1)], -1).float().to(x.device)
+    grid = torch.nn.functional.affine_grid(matrix, [n, 3, h, w], align_corners=False)
+    out = x.clone()
+    out[idx.to(x.device)] = torch.nn.functional.grid_sample(x[idx.to(x.device)], grid, mode="nearest",
+                                                             padding_mode="zeros", align_corners=False)
+    return out

@@ -263,3 +263,15 @@ def test_image_cache_decodes_once_and_matches(tiny_demo, tmp_path):
     image, label = ds[0]
     assert isinstance(image, torch.Tensor) and label == 1
     assert torch.equal(image, torch.from_numpy(np.array(arr[3])))
+
+
+def test_cached_dataset_pickles_its_memmap_by_name(tiny_demo, tmp_path):
+    import pickle
+
+    paths = sorted(str(p) for p in (tiny_demo / "testset/testset").glob("*.jpg"))[:6]
+    arr = image_cache.load_image_array(paths, 32, cache=tmp_path / "cache", progress=False)
+    ds = datasets.ArrayImageDataset(arr, ids=[Path(p).name for p in paths])
+    blob = pickle.dumps(ds)
+    assert len(blob) < arr.nbytes  # the pixels are not copied
+    clone = pickle.loads(blob)
+    assert isinstance(clone.images, np.memmap) and torch.equal(clone[4][0], ds[4][0]) and clone[4][1] == paths[4].split("/")[-1]

@@ -120,3 +120,13 @@ def test_failing_cell_stops_make_and_keeps_the_failed_notebook(smoke):
     assert failed.exists() and not (out / "notebooks" / "mid_cnn.ipynb").exists()
     assert "no_such_run" in failed.read_text() and "papermill-error-cell" in failed.read_text()
     assert (out / "notebooks" / "report.ipynb").stat().st_mtime_ns == report_before  # nothing downstream ran
+
+
+def test_full_profile_without_kaggle_data_says_how_to_get_it(tmp_path):
+    env = {**os.environ, "SIMPSONS_OUTPUTS_DIR": str(tmp_path / "outputs"), "SIMPSONS_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run(["make", "--no-print-directory", "pipeline", "PROFILE=full"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "make data" in message and str(tmp_path / "data" / "kaggle") in message
+    assert not (tmp_path / "outputs" / "full" / "notebooks" / "eda.ipynb").exists()

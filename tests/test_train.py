@@ -104,3 +104,24 @@ def test_device_selection():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
             train.select_device("cuda")
+
+
+def test_device_batch_loader_trains_repeatably_and_resumes(train_params, tmp_path, monkeypatch):
+    p = train_params(run_name="db", epochs=3, batch_size=32, augment=True, loader="device_batches", resume=True,
+                     worst_classes=["bart_simpson", "homer_simpson"])
+    s, rp, model, first = run(p)
+    assert train.load_checkpoint(rp.models / "last.pt")["params"]["loader_used"] == "device_batches"
+    assert first.history["train_loss"].iloc[-1] < first.history["train_loss"].iloc[0]
+    metrics, _ = experiment.evaluate_model(model, s, p, rp, first, [])
+    assert metrics["micro_f1"] == pytest.approx(first.history["val_micro_f1"].max())
+    monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "again"))
+
+    def stop(epoch):
+        if epoch == 1:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run(p, after_epoch=stop)
+    resumed = run(p)[3]
+    assert resumed.resumed_from == 2
+    pd.testing.assert_frame_equal(without_timing(resumed.history), without_timing(first.history))

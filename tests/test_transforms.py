@@ -80,3 +80,49 @@ def test_worst_classes_from_a_metrics_file(tmp_path):
         transforms.worst_classes_from_metrics(metrics)
     with pytest.raises(KeyError, match="zed"):
         transforms.labels_of(["a", "zed"], classes)
+
+
+def test_batch_augment_parameters_follow_the_per_class_policy():
+    aug = transforms.BatchAugment(5, strong_labels=[1, 3])
+    labels = torch.tensor([0, 1, 2, 3, 4] * 400)
+    p = aug.sample(labels, torch.Generator().manual_seed(0))
+    strong = torch.isin(labels, torch.tensor([1, 3]))
+    assert torch.equal(p["strong"], strong)
+    dev = (p["factors"] - 1).abs()
+    assert dev[strong].max() <= 0.3 and dev[strong].max() > 0.25
+    assert dev[~strong].max() <= 0.1
+    assert p["angle"][strong].abs().max() <= 30 and p["angle"][strong].abs().max() > 25
+    assert (p["angle"][~strong] == 0).all() and not p["flip"][~strong].any() and (p["shift"][~strong] == 0).all()
+    assert 0.4 < p["flip"][strong].float().mean() < 0.6
+    assert p["shift"][strong].abs().max() <= 0.15
+    assert len({tuple(o.tolist()) for o in p["order"]}) == 6  # every order of the three jitters occurs
+
+
+def test_batch_augment_moves_strong_samples_only_and_normalises_like_eval():
+    img = torch.zeros(3, 64, 64, dtype=torch.uint8)
+    img[:, 8:24, 8:24] = 200
+    batch = img.expand(40, 3, 64, 64).contiguous()
+    labels = torch.tensor([0, 1] * 20)
+    out = transforms.BatchAugment(2, strong_labels=[1])(batch, labels, torch.Generator().manual_seed(0))
+    reference = transforms.eval_transform(64)(img)
+    bright = lambda x: (x.mean(0) > x.mean()).float()
+    assert all(torch.equal(bright(o), bright(reference)) for o in out[labels == 0])
+    assert sum(not torch.equal(bright(o), bright(reference)) for o in out[labels == 1]) >= 16
+    plain = transforms.BatchAugment(2, augment=False)(batch, labels, torch.Generator())
+    torch.testing.assert_close(plain[0], reference, atol=1e-5, rtol=0)
+    again = transforms.BatchAugment(2, strong_labels=[1])(batch, labels, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+
+
+def test_batch_geometry_is_exact_for_flips_and_shifts():
+    img = torch.arange(3 * 8 * 8, dtype=torch.float32).view(1, 3, 8, 8) / 255
+    params = {"strong": torch.tensor([True]), "angle": torch.tensor([0.0]), "flip": torch.tensor([True]),
+              "shift": torch.tensor([[0.0, 0.0]])}
+    torch.testing.assert_close(transforms._geometry(img, params), img.flip(-1))
+    params.update(flip=torch.tensor([False]), shift=torch.tensor([[2 / 8, 0.0]]))
+    shifted = transforms._geometry(img, params)
+    torch.testing.assert_close(shifted[..., 2:], img[..., :-2])
+    assert (shifted[..., :2] == 0).all()
+    params.update(angle=torch.tensor([90.0]), shift=torch.tensor([[0.0, 0.0]]))
+    rotated = transforms._geometry(img, params)
+    assert torch.equal(rotated, torch.rot90(img, 1, (-2, -1))) or torch.equal(rotated, torch.rot90(img, -1, (-2, -1)))
