@@ -5,8 +5,8 @@ SHELL := /bin/bash
 
 PYTHON_BASE ?= python3
 VENV        := .venv
-PY          := $(VENV)/bin/python
-STAMP       := $(VENV)/.setup-complete
+PY          ?= $(VENV)/bin/python
+STAMP       ?= $(VENV)/.setup-complete
 
 PROFILE     ?= full
 DATA        := $(or $(SIMPSONS_DATA_DIR),data)

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 import platform
-from pathlib import Path
 
 import pandas as pd
 import torch
 
 from . import evaluate, train
+from .datasets import DeviceBatchLoader
 from .io_utils import read_json, write_csv, write_json
 from .models import build_model, count_parameters
 from .paths import RunPaths
 from .study import StudyData
-from .datasets import DeviceBatchLoader
 from .transforms import BatchAugment, PerClassTransform, eval_transform, labels_of, worst_classes_from_metrics
 
-log = logging.getLogger(__name__)
 
 
 def run_paths(p, run: str | None = None) -> RunPaths:

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .data import (DatasetLayout, DatasetNotFoundError, IndexReport, build_test_index, build_train_index,
-                   find_study_layout, split_train_val, write_index_report)
+from .data import (
+    DatasetLayout,
+    DatasetNotFoundError,
+    IndexReport,
+    build_test_index,
+    build_train_index,
+    find_study_layout,
+    split_train_val,
+    write_index_report,
+)
 from .datasets import ArrayImageDataset, ImageDataset
 from .image_cache import load_image_array
 from .io_utils import progress_enabled
 
-log = logging.getLogger(__name__)
 
 
 @dataclass

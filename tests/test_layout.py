@@ -1,7 +1,6 @@
 """The repository's shape and conventions: what a user copies."""
 
 import ast
-import json
 import re
 import subprocess
 import tomllib
