@@ -125,6 +125,14 @@ class Params(dict):
         except KeyError:
             raise AttributeError(name) from None
 
+    def _repr_html_(self) -> str:
+        """A compact parameter table in notebooks and their HTML reports."""
+        import html
+
+        rows = "".join(f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(repr(v))}</code></td></tr>"
+                       for k, v in self.items())
+        return f"<table><thead><tr><th>parameter</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>"
+
 
 def _check_value(key: str, spec: Spec, value: Any) -> None:
     if value is None:

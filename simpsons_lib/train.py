@@ -238,7 +238,7 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         save_checkpoint(last_path, payload)
         if history_csv is not None:
             write_csv(history_csv, pd.DataFrame(history))
-        log.info("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if k != "epoch"})
+        log.debug("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if k != "epoch"})
         if patience > 0 and stale >= patience:
             log.info("Early stop: %s did not improve for %d epochs", monitor, patience)
         if after_epoch is not None:
