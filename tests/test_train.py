@@ -51,23 +51,26 @@ class Interrupt(Exception):
     pass
 
 
-def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(train_params, tmp_path, monkeypatch):
-    p = train_params(run_name="r", epochs=3, batch_size=32, augment=True, resume=True, scheduler="cosine",
-                     worst_classes=["bart_simpson"])
-    full = run(p)[3]
-
-    monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "interrupted"))
-
+def interrupted_then_resumed(p) -> train.FitResult:
+    """Train ``p``, stop it after epoch 1 (as a crash would), then run it again: it resumes."""
     def stop_after_first(epoch):
         if epoch == 1:
             raise Interrupt
 
     with pytest.raises(Interrupt):
         run(p, after_epoch=stop_after_first)
-    rp = experiment.run_paths(p)
-    ckpt = train.load_checkpoint(rp.models / "last.pt")
+    ckpt = train.load_checkpoint(experiment.run_paths(p).models / "last.pt")
     assert ckpt["epoch"] == 1 and not ckpt["finished"]
-    resumed = run(p)[3]
+    return run(p)[3]
+
+
+def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(train_params, tmp_path, monkeypatch):
+    p = train_params(run_name="r", epochs=3, batch_size=32, augment=True, resume=True, scheduler="cosine",
+                     worst_classes=["bart_simpson"])
+    full = run(p)[3]
+
+    monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "interrupted"))
+    resumed = interrupted_then_resumed(p)
     assert resumed.resumed_from == 2
     pd.testing.assert_frame_equal(without_timing(resumed.history), without_timing(full.history))
     # a finished run with the same parameters is not trained again; other parameters start afresh
@@ -115,13 +118,6 @@ def test_device_batch_loader_trains_repeatably_and_resumes(train_params, tmp_pat
     metrics, _ = experiment.evaluate_model(model, s, p, rp, first, [])
     assert metrics["micro_f1"] == pytest.approx(first.history["val_micro_f1"].max())
     monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "again"))
-
-    def stop(epoch):
-        if epoch == 1:
-            raise Interrupt
-
-    with pytest.raises(Interrupt):
-        run(p, after_epoch=stop)
-    resumed = run(p)[3]
+    resumed = interrupted_then_resumed(p)
     assert resumed.resumed_from == 2
     pd.testing.assert_frame_equal(without_timing(resumed.history), without_timing(first.history))
