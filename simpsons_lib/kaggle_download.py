@@ -23,22 +23,30 @@ COMPETITION = "journey-springfield"
 
 NO_TOKEN = """No Kaggle API token found. To download the competition data:
   1. Sign in at kaggle.com, open https://www.kaggle.com/c/journey-springfield and accept its rules.
-  2. Account settings -> API -> "Create New Token": this downloads kaggle.json.
-  3. mkdir -p ~/.kaggle && mv kaggle.json ~/.kaggle/ && chmod 600 ~/.kaggle/kaggle.json
-     (or set KAGGLE_USERNAME and KAGGLE_KEY, or KAGGLE_API_TOKEN)
-  4. Run `make data` again.
+  2. Give the kaggle CLI your credentials, one of:
+     - `.venv/bin/kaggle auth login` (signs in through the browser and caches the credentials);
+     - kaggle.com/settings -> API -> "Generate New Token", then `export KAGGLE_API_TOKEN=<token>`
+       or save it as ~/.kaggle/access_token;
+     - a legacy kaggle.json: mkdir -p ~/.kaggle && mv kaggle.json ~/.kaggle/ && chmod 600 ~/.kaggle/kaggle.json
+       (or set KAGGLE_USERNAME and KAGGLE_KEY).
+  3. Run `make data` again.
 Or put journey-springfield.zip in {out} yourself and run `make data` (it is unpacked, not downloaded again).
 Without the real data, `make demo` runs the whole study on drawn demo data."""
 
 
+CREDENTIAL_FILES = ("kaggle.json", "access_token", "credentials.json")  # API key, API token, `kaggle auth login`
+
+
 def has_token(env: dict | None = None, home: Path | None = None) -> bool:
+    """Whether the kaggle CLI will find credentials: variables, or a credentials file in its config
+    folder (KAGGLE_CONFIG_DIR, ~/.kaggle, or on Linux $XDG_CONFIG_HOME/kaggle)."""
     env = os.environ if env is None else env
     home = Path.home() if home is None else home
-    config = Path(env.get("KAGGLE_CONFIG_DIR", home / ".kaggle"))
-    return bool(
-        (env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY")) or env.get("KAGGLE_API_TOKEN")
-        or (config / "kaggle.json").is_file() or (config / "access_token").is_file()
-    )
+    if (env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY")) or env.get("KAGGLE_API_TOKEN"):
+        return True
+    folders = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
+    folders += [home / ".kaggle", Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "kaggle"]
+    return any((folder / name).is_file() for folder in folders for name in CREDENTIAL_FILES)
 
 
 def unpack(zip_path: str | os.PathLike, out_dir: str | os.PathLike) -> DatasetLayout:
@@ -69,9 +77,9 @@ def download(out_dir: str | os.PathLike | None = None, competition: str = COMPET
         if not Path(cli).exists():
             raise SystemExit("The kaggle CLI is not installed in this environment: run `make setup` first.")
         out_dir.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run([cli, "competitions", "download", "-c", competition, "-p", str(out_dir)])
+        result = subprocess.run([cli, "competitions", "download", competition, "-p", str(out_dir)])
         if result.returncode != 0 or not zip_path.exists():
-            raise SystemExit(f"`kaggle competitions download -c {competition}` failed (exit {result.returncode}). "
+            raise SystemExit(f"`kaggle competitions download {competition}` failed (exit {result.returncode}). "
                              f"Check that you accepted the competition's rules at "
                              f"https://www.kaggle.com/c/{competition} and that your token is valid.")
     layout = unpack(zip_path, out_dir)

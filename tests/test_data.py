@@ -238,7 +238,7 @@ def test_kaggle_zip_slip_and_bad_zip_are_refused(tmp_path):
 
 
 def test_make_data_without_token_says_what_to_do(tmp_path, monkeypatch):
-    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR"):
+    for var in ("KAGGLE_USERNAME", "KAGGLE_KEY", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR", "XDG_CONFIG_HOME"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert not kaggle_download.has_token()
@@ -246,6 +246,10 @@ def test_make_data_without_token_says_what_to_do(tmp_path, monkeypatch):
         kaggle_download.download(tmp_path / "kaggle")
     assert "kaggle.json" in str(err.value) and "make data" in str(err.value)
     assert kaggle_download.has_token(env={"KAGGLE_USERNAME": "u", "KAGGLE_KEY": "k"}, home=tmp_path)
+    oauth = tmp_path / "home" / ".config" / "kaggle" / "credentials.json"  # `kaggle auth login`, XDG folder
+    oauth.parent.mkdir(parents=True)
+    oauth.write_text("{}")
+    assert kaggle_download.has_token()
 
 
 def test_image_cache_decodes_once_and_matches(tiny_demo, tmp_path):
