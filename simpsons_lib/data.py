@@ -7,6 +7,7 @@ in a report under the outputs), never touched.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -22,7 +23,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 
 from . import demo_data, paths
-from .io_utils import write_csv
+from .io_utils import read_json, write_csv, write_json
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +174,27 @@ def check_image(path: Path) -> str | None:
     return None
 
 
+def files_fingerprint(paths_: Sequence[str | os.PathLike], salt: str = "") -> str:
+    """Hash of a file list with each file's size and modification time (and ``salt``): it changes
+    whenever a file is added, removed, replaced or edited."""
+    h = hashlib.sha1(salt.encode())
+    for p in paths_:
+        st = os.stat(p)
+        h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def _scan_files(paths_: Sequence[Path], workers: int | None = None) -> list[str | None]:
+    """``check_image`` for every file, in threads; remembered in ``outputs/cache`` under the files'
+    fingerprint, so the notebooks of one study decode each file once for this check, not once each."""
+    cached = paths.cache_dir() / f"scan_{len(paths_)}_{files_fingerprint(paths_, 'scan-v1')}.json"
+    if cached.is_file():
+        return read_json(cached)
     workers = workers or min(16, os.cpu_count() or 1)
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(check_image, paths_))
+        reasons = list(pool.map(check_image, paths_))
+    write_json(cached, reasons)
+    return reasons
 
 
 def _handle_bad(report: IndexReport, bad: list[tuple[Path, str]], on_bad_image: str) -> None:

@@ -16,7 +16,6 @@ from .study import StudyData
 from .transforms import BatchAugment, PerClassTransform, eval_transform, labels_of, worst_classes_from_metrics
 
 
-
 def run_paths(p, run: str | None = None) -> RunPaths:
     """Output folders of this run (``outputs/<profile>/...``), created. ``run`` defaults to ``run_name``."""
     return RunPaths(p["profile"], run or p["run_name"]).make_dirs()
@@ -140,6 +139,3 @@ def load_trained_model(rp: RunPaths, run: str, device: torch.device) -> tuple[to
     model.load_state_dict(ckpt["model_state"])
     return model.to(device).eval(), ckpt
 
-
-def history_frame(result: train.FitResult) -> pd.DataFrame:
-    return result.history.set_index("epoch")

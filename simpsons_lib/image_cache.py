@@ -10,7 +10,6 @@ visible at the target size.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -21,19 +20,15 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import paths
-from .data import load_rgb
+from .data import files_fingerprint, load_rgb
 from .io_utils import atomic_path
 
 CACHE_FORMAT = 1  # bump when decoding or resizing changes
 
 
 def fingerprint(paths_: Sequence[str], size: int) -> str:
-    """Hash of the file list with sizes and mtimes, the target size and the cache format."""
-    h = hashlib.sha1(f"v{CACHE_FORMAT}|{size}|".encode())
-    for p in paths_:
-        st = os.stat(p)
-        h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
+    """The files' fingerprint with the target size and the cache format."""
+    return files_fingerprint(paths_, f"v{CACHE_FORMAT}|{size}|")
 
 
 def decode_resized(path: str, size: int) -> np.ndarray:

@@ -23,7 +23,6 @@ from .image_cache import load_image_array
 from .io_utils import progress_enabled
 
 
-
 @dataclass
 class StudyData:
     layout: DatasetLayout
@@ -75,6 +74,12 @@ class StudyData:
         return ImageDataset(list(frame["path"]), labels=list(frame["label"]), transform=transform)
 
 
+def _test_index(layout: DatasetLayout, p, report: IndexReport) -> pd.DataFrame:
+    if layout.test_dir is None:
+        raise DatasetNotFoundError(f"No test images found under {layout.root}")
+    return build_test_index(layout.test_dir, p["on_bad_image"], report)[0]
+
+
 def load_study(p, image_size: int | None = None, with_test: bool = False, bad_images_report: Path | None = None,
                progress: bool | None = None) -> StudyData:
     """Find, index and split the data of a run; with ``image_size`` (and ``cache_images``) decode it once."""
@@ -82,11 +87,7 @@ def load_study(p, image_size: int | None = None, with_test: bool = False, bad_im
     report = IndexReport()
     index, report = build_train_index(layout.train_dir, p["on_bad_image"], report)
     train, val = split_train_val(index, p["val_fraction"], p["seed"])
-    test = None
-    if with_test:
-        if layout.test_dir is None:
-            raise DatasetNotFoundError(f"No test images found under {layout.root}")
-        test, report = build_test_index(layout.test_dir, p["on_bad_image"], report)
+    test = _test_index(layout, p, report) if with_test else None
     if bad_images_report is not None:
         write_index_report(report, bad_images_report)
     classes = sorted(index["class_name"].unique())
@@ -102,9 +103,8 @@ def load_study(p, image_size: int | None = None, with_test: bool = False, bad_im
 def load_test_study(p, classes: list[str], image_size: int, progress: bool | None = None) -> StudyData:
     """Only the test set (for predictions with a trained model's ``classes``), decoded at ``image_size``."""
     layout = find_study_layout(p)
-    if layout.test_dir is None:
-        raise DatasetNotFoundError(f"No test images found under {layout.root}")
-    test, report = build_test_index(layout.test_dir, p["on_bad_image"])
+    report = IndexReport()
+    test = _test_index(layout, p, report)
     empty = pd.DataFrame({"path": [], "class_name": [], "label": []})
     study = StudyData(layout, empty, empty, empty, test, list(classes), report, image_size)
     if p.get("cache_images", True):

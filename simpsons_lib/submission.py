@@ -27,6 +27,14 @@ def read_ids(path: str | Path) -> list[str]:
     return list(frame["Id"])
 
 
+def expected_ids(study: StudyData) -> list[str]:
+    """The Ids a submission must cover, in order: ``sample_submission.csv``'s, or the test files' when
+    the data has no sample submission."""
+    if study.layout.sample_submission is not None:
+        return read_ids(study.layout.sample_submission)
+    return list(study.test["Id"])
+
+
 def predict_test(model: torch.nn.Module, study: StudyData, image_size: int, device: torch.device | str,
                  batch_size: int = 256, amp: bool = False) -> pd.DataFrame:
     """``Id``, ``Expected`` (class name) and ``confidence`` for every test image."""

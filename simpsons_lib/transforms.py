@@ -20,8 +20,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def to_model_input(size: int) -> v2.Compose:
-    """Any image (PIL or uint8 tensor) to a normalised float tensor ``(3, size, size)``."""
+def eval_transform(size: int) -> v2.Compose:
+    """Evaluation: any image (PIL or uint8 tensor) to a normalised float tensor ``(3, size, size)``."""
     return v2.Compose([
         v2.ToImage(),
         v2.Resize((size, size), antialias=True),
@@ -29,8 +29,6 @@ def to_model_input(size: int) -> v2.Compose:
         v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])
 
-
-eval_transform = to_model_input
 
 
 def strong_augmentation() -> v2.Compose:
@@ -60,7 +58,8 @@ class PerClassTransform:
         self.strong_labels = frozenset(int(x) for x in strong_labels)
         self.strong = strong_augmentation()
         self.mild = mild_augmentation()
-        self.final = to_model_input(size)
+        self.to_image = v2.ToImage()
+        self.final = eval_transform(size)
 
     def policy(self, label: int) -> str:
         if not self.augment:
@@ -68,7 +67,7 @@ class PerClassTransform:
         return "strong" if int(label) in self.strong_labels else "mild"
 
     def __call__(self, image, label: int):
-        image = v2.ToImage()(image)  # augment on uint8 tensors: identical ops for PIL and cached input
+        image = self.to_image(image)  # augment on uint8 tensors: identical ops for PIL and cached input
         policy = self.policy(label)
         if policy == "strong":
             image = self.strong(image)

@@ -279,3 +279,19 @@ def test_cached_dataset_pickles_its_memmap_by_name(tiny_demo, tmp_path):
     assert len(blob) < arr.nbytes  # the pixels are not copied
     clone = pickle.loads(blob)
     assert isinstance(clone.images, np.memmap) and torch.equal(clone[4][0], ds[4][0]) and clone[4][1] == paths[4].split("/")[-1]
+
+
+def test_bad_file_scan_runs_once_per_set_of_files(tmp_path, monkeypatch):
+    root = make_kaggle_tree(tmp_path / "kaggle", "train/simpsons_dataset", "testset/testset", per_class=3)
+    calls = []
+    real = data.check_image
+    monkeypatch.setattr(data, "check_image", lambda p: calls.append(p) or real(p))
+    first, _ = data.build_train_index(root / "train/simpsons_dataset")
+    assert len(calls) == 9
+    again, _ = data.build_train_index(root / "train/simpsons_dataset")
+    assert len(calls) == 9  # remembered: no file decoded twice
+    pd.testing.assert_frame_equal(first, again)
+    (root / "train/simpsons_dataset/bart_simpson/pic_0001.jpg").write_bytes(b"")  # a file changes
+    with pytest.raises(data.BadImageError, match="pic_0001.jpg"):
+        data.build_train_index(root / "train/simpsons_dataset")
+    assert len(calls) == 18

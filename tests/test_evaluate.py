@@ -114,3 +114,12 @@ def test_submission_run_by_name_or_best():
     assert evaluate.submission_run("c", table) == "c"
     with pytest.raises(ValueError, match="'zzz'"):
         evaluate.submission_run("zzz", table)
+
+
+def test_expected_ids_come_from_the_sample_submission_or_the_test_files(tiny_demo, train_params):
+    from simpsons_lib import study
+
+    s = study.load_test_study(train_params(), ["bart_simpson"], 32)
+    assert submission.expected_ids(s) == [f"img{i}.jpg" for i in range(42)]
+    s.layout = type(s.layout)(s.layout.root, s.layout.train_dir, s.layout.test_dir, None, None)
+    assert sorted(submission.expected_ids(s)) == sorted(s.test["Id"])
