@@ -11,7 +11,7 @@ python3 -m pip download -q --only-binary=:all: --python-version 3.12 --implement
   -d .whl -r <(grep -v '^#' benchmarks/device_wheels.txt)
 # Already in the GPU image (KINDS.md lists them): drop ours so one version of each stays.
 for present in attrs certifi charset_normalizer click idna jinja2 markupsafe numpy packaging psutil pygments \
-               python_dateutil pyyaml requests six tqdm typing_extensions urllib3 platformdirs; do
+               python_dateutil pyyaml requests six tqdm typing_extensions urllib3; do
   rm -f .whl/"${present}"-*.whl .whl/"${present//_/-}"-*.whl
 done
 ls .whl | sed 's/-py.*//; s/-cp.*//' | tr '\n' ' '; echo

@@ -2,34 +2,44 @@
 # Issue 5's device check, prepared to run ONCE on the lent GPU machine (no network, Python 3.12 with
 # torch there; papermill & co. travel as wheels). Here, first: `bash benchmarks/fetch_device_wheels.sh`.
 # Then, with the device tool, from the repo root:
-#     run(command="bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=540)
+#     run(command="DEADLINE=420 bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=440)   # ~400 s on an H100
 # It generates the full-size demo stand-in (scale 1.0, Kaggle layout), runs the throughput benchmark,
 # then `make all` (profile full; ResNet50 with weights null: ImageNet weights cannot be fetched there)
-# from a cold image cache, and writes under $OUT: gpu.txt, gen.txt, bench.csv, bench.txt, make_all.txt,
-# summary.txt (wall time, peak host and GPU memory, val F1 of each run).
+# from a cold image cache, and writes under $OUT: gpu.txt (machine, versions, data generation),
+# bench.csv (the benchmark at batch 256 and at the full profile's batch 64), bench.txt (its log), trace.txt
+# (torch.profiler of the pipeline at batch 256), make_all.txt, summary.txt (wall time, peak host and GPU
+# memory, val F1, epochs and training img/s of each run, the slowest cells of each notebook).
+# MAKE_ALL_LIMIT (seconds, default 600), or DEADLINE (seconds for the whole script), stops `make all` in time
+# for the summary to be written.
 # Local smoke of the mechanics: PYTHON=.venv/bin/python PROFILE=smoke SCALE=0.02 bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check_out}; PYTHON=${PYTHON:-python3}; PROFILE=${PROFILE:-full}; SCALE=${SCALE:-1.0}
 mkdir -p "$OUT"
 if [ -d .whl ]; then
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH=/tmp/site:$PWD
+  # --target puts the wheels' data files (nbconvert's HTML templates) under /tmp/site/share/jupyter
+  export PYTHONPATH=/tmp/site:$PWD JUPYTER_PATH=/tmp/site/share/jupyter
 fi
 export SIMPSONS_DATA_DIR=/tmp/sim_data SIMPSONS_OUTPUTS_DIR=/tmp/sim_outputs SIMPSONS_PROGRESS=0 PYTHONUNBUFFERED=1
 rm -rf "$SIMPSONS_OUTPUTS_DIR"
 DATA=$SIMPSONS_DATA_DIR/$([ "$PROFILE" = full ] && echo kaggle || echo demo)
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; nproc; free -g
-  "$PYTHON" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"; } > "$OUT/gpu.txt"
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; echo "cores $(nproc)"; free -g
+  "$PYTHON" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
+  command -v make || echo "no make here: the pipeline runs through the same commands without it"
+  "$PYTHON" -m simpsons_lib.demo_data --out "$DATA" --scale "$SCALE" 2>&1; } > "$OUT/gpu.txt"
 cat "$OUT/gpu.txt"
-"$PYTHON" -m simpsons_lib.demo_data --out "$DATA" --scale "$SCALE" 2>&1 | tee "$OUT/gen.txt"
-if [ "$PROFILE" = full ]; then BENCH_ARGS=(); else BENCH_ARGS=(--device cpu --image-size 96 --batch-size 16 --steps 2 --warmup 1); fi
-"$PYTHON" benchmarks/throughput.py --data-dir "$DATA" --out "$OUT/bench.csv" "${BENCH_ARGS[@]}" 2>&1 | tee "$OUT/bench.txt"
+if [ "$PROFILE" = full ]; then BENCH=(--batch-size 256 64 --steps 50 --warmup 10)
+else BENCH=(--device cpu --image-size 96 --batch-size 16 --steps 2 --warmup 1); fi
+"$PYTHON" benchmarks/throughput.py --data-dir "$DATA" --out "$OUT/bench.csv" --trace-out "$OUT/trace.txt" "${BENCH[@]}" \
+  2>&1 | grep -v -e rationality -e "will create .* worker processes" | tee "$OUT/bench.txt"
 rm -rf "$SIMPSONS_OUTPUTS_DIR"   # make all starts from a cold image cache
 P=/tmp/sim_params; rm -rf "$P"; mkdir -p "$P"; cp -r "params/$PROFILE" "$P/"
 sed -i 's/^weights: .*/weights: null/' "$P/$PROFILE/resnet50.yaml"
 touch /tmp/sim_stamp
+[ -n "${DEADLINE:-}" ] && export MAKE_ALL_LIMIT=$((DEADLINE - SECONDS))  # DEADLINE: seconds for the whole script
 "$PYTHON" - "$OUT" "$PROFILE" "$P" <<'PY'
-import json, resource, subprocess, sys, threading, time
+import json, resource, shutil, subprocess, sys, threading, time
+import pandas as pd
 from pathlib import Path
 out, profile, params = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 gpu_peak, stop = [0], threading.Event()
@@ -43,9 +53,26 @@ def watch():
             return
 threading.Thread(target=watch, daemon=True).start()
 start = time.perf_counter()
+limit = float(__import__("os").environ.get("MAKE_ALL_LIMIT", "600"))
+make = ["make", "pipeline", f"PROFILE={profile}", f"PY={sys.executable}", "STAMP=/tmp/sim_stamp", f"PARAMS_ROOT={params}"]
 with open(out / "make_all.txt", "w") as log:
-    rc = subprocess.run(["make", "pipeline", f"PROFILE={profile}", f"PYTHON_BASE={sys.executable}", f"PY={sys.executable}",
-                         "STAMP=/tmp/sim_stamp", f"PARAMS_ROOT={params}"], stdout=log, stderr=subprocess.STDOUT).returncode
+    if shutil.which("make"):
+        try:
+            rc = subprocess.run(make, stdout=log, stderr=subprocess.STDOUT, timeout=limit).returncode
+        except subprocess.TimeoutExpired:
+            rc = f"stopped after {limit:.0f} s (MAKE_ALL_LIMIT)"
+    else:  # the Makefile's recipe, in its order (no make on that machine)
+        print(f"no make: running the recipe of {' '.join(make)} directly", file=log, flush=True)
+        outputs = Path("/tmp/sim_outputs") / profile
+        notebooks = {"eda": "00_eda", "simple_cnn": "01_simple_cnn", "simple_cnn_aug": "01_simple_cnn",
+                     "mid_cnn": "02_mid_cnn", "resnet50": "03_resnet50", "report": "04_report"}
+        rc = 0
+        for run, nb in notebooks.items():
+            rc = rc or subprocess.run([sys.executable, "-m", "simpsons_lib.pipeline", "run", f"notebooks/{nb}.ipynb",
+                                       f"{params}/{profile}/{run}.yaml", str(outputs / "notebooks" / f"{run}.ipynb"),
+                                       "--profile", profile], stdout=log, stderr=subprocess.STDOUT).returncode
+        rc = rc or subprocess.run([sys.executable, "-m", "simpsons_lib.pipeline", "index", str(outputs)],
+                                  stdout=log, stderr=subprocess.STDOUT).returncode
 wall = time.perf_counter() - start
 stop.set()
 peak_host = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
@@ -54,11 +81,19 @@ lines = [f"make pipeline PROFILE={profile}: rc={rc}, wall {wall:.0f} s, peak hos
 for m in sorted((Path("/tmp/sim_outputs") / profile / "metrics").glob("*.json")):
     d = json.loads(m.read_text())
     if "micro_f1" in d and "title" in d:
+        history = m.with_name(f"{d['run']}_history.csv")
+        rate = pd.read_csv(history)["train_images_per_s"].median() if history.exists() else float("nan")
         lines.append(f"{d['run']:16s} val micro-F1 {d['micro_f1']:.4f} macro-F1 {d['macro_f1']:.4f} epochs {d['epochs_trained']} "
-                     f"train {d['train_seconds']} s on {d['device_name']}")
+                     f"train {d['train_seconds']} s ({rate:.0f} img/s median epoch) on {d['device_name']}")
 for nb in sorted((Path("/tmp/sim_outputs") / profile / "manifests").glob("*.json")):
     d = json.loads(nb.read_text())
     lines.append(f"{d['run']:16s} notebook {d['seconds']} s")
+for nb in sorted((Path("/tmp/sim_outputs") / profile / "notebooks").glob("*.ipynb")):
+    cells = json.loads(nb.read_text())["cells"]
+    timed = sorted(((c["metadata"].get("papermill", {}).get("duration") or 0, "".join(c["source"]).split("\n")[0][:70])
+                    for c in cells if c["cell_type"] == "code"), reverse=True)
+    lines.append(f"{nb.stem:16s} cells {sum(d for d, _ in timed):.1f} s; slowest: "
+                 + "; ".join(f"{d:.1f} s {src}" for d, src in timed[:4]))
 (out / "summary.txt").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY

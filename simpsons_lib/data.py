@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -22,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 
-from . import demo_data, paths
+from . import demo_data, parallel, paths
 from .io_utils import read_json, write_csv, write_json
 
 log = logging.getLogger(__name__)
@@ -174,6 +173,11 @@ def check_image(path: Path) -> str | None:
     return None
 
 
+def check_images(paths_: Sequence[Path]) -> list[str | None]:
+    """``check_image`` of each path (one block of work for ``parallel.map_chunks``)."""
+    return [check_image(Path(p)) for p in paths_]
+
+
 def files_fingerprint(paths_: Sequence[str | os.PathLike], salt: str = "") -> str:
     """Hash of a file list with each file's size and modification time (and ``salt``): it changes
     whenever a file is added, removed, replaced or edited."""
@@ -185,14 +189,12 @@ def files_fingerprint(paths_: Sequence[str | os.PathLike], salt: str = "") -> st
 
 
 def _scan_files(paths_: Sequence[Path], workers: int | None = None) -> list[str | None]:
-    """``check_image`` for every file, in threads; remembered in ``outputs/cache`` under the files'
+    """``check_image`` for every file, on every core; remembered in ``outputs/cache`` under the files'
     fingerprint, so the notebooks of one study decode each file once for this check, not once each."""
     cached = paths.cache_dir() / f"scan_{len(paths_)}_{files_fingerprint(paths_, 'scan-v1')}.json"
     if cached.is_file():
         return read_json(cached)
-    workers = workers or min(16, os.cpu_count() or 1)
-    with ThreadPoolExecutor(workers) as pool:
-        reasons = list(pool.map(check_image, paths_))
+    reasons = [r for block in parallel.map_chunks(check_images, paths_, workers=workers) for r in block]
     write_json(cached, reasons)
     return reasons
 

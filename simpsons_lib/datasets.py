@@ -6,6 +6,7 @@ is called as ``transform(image, label)``.
 
 from __future__ import annotations
 
+import mmap
 from typing import Callable, Sequence
 
 import numpy as np
@@ -88,12 +89,9 @@ class DeviceBatchLoader:
 
     def __init__(self, images: np.ndarray, rows: Sequence[int], labels: Sequence[int], batch_size: int,
                  shuffle: bool, seed: int, device, transform: Callable):
-        rows = np.asarray(rows)
-        order = np.argsort(rows)  # read the memory map in file order, then put back the split's order
-        block = np.empty((len(rows), *images.shape[1:]), dtype=np.uint8)
-        block[order] = images[rows[order]]
-        self.images = torch.from_numpy(block).to(device)
-        self.labels = torch.from_numpy(np.array(labels, dtype=np.int64)).to(device)
+        self.images = copy_rows_to_device(images, np.asarray(rows), device)
+        self.host_labels = torch.from_numpy(np.array(labels, dtype=np.int64))
+        self.labels = self.host_labels.to(device)
         self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
         self.generator = torch.Generator().manual_seed(seed)
 
@@ -101,9 +99,39 @@ class DeviceBatchLoader:
         return -(-len(self.labels) // self.batch_size)
 
     def __iter__(self):
+        # Indices are drawn on the host and sent without waiting; the transform gets the host copy of
+        # the labels, so nothing in a batch makes the host wait for the GPU's previous step.
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size].to(self.images.device)
-            labels = self.labels[idx]
-            yield self.transform(self.images[idx], labels, self.generator), labels
+            host_idx = order[start:start + self.batch_size]
+            idx = to_device_async(host_idx, self.images.device)
+            yield self.transform(self.images[idx], self.host_labels[host_idx], self.generator), self.labels[idx]
+
+
+def copy_rows_to_device(images: np.ndarray, rows: np.ndarray, device, chunk: int = 1024) -> torch.Tensor:
+    """``images[rows]`` as one uint8 tensor on ``device``, copied a chunk at a time in file order; the
+    memory map's pages are let go after each chunk, so the host never holds the whole split."""
+    out = torch.empty((len(rows), *images.shape[1:]), dtype=torch.uint8, device=device)
+    order = np.argsort(rows, kind="stable")
+    for start in range(0, len(rows), chunk):
+        positions = order[start:start + chunk]
+        block = torch.from_numpy(np.ascontiguousarray(images[rows[positions]]))
+        out[torch.from_numpy(positions).to(device)] = block.to(device)
+        release_pages(images)
+    return out
+
+
+def release_pages(images: np.ndarray) -> None:
+    """Drop a read-only memory map's pages from this process (they stay in the OS file cache and come
+    back on the next read); a no-op for arrays in memory."""
+    mapped = getattr(images, "_mmap", None)
+    if isinstance(images, np.memmap) and mapped is not None and images.mode == "r" and hasattr(mmap, "MADV_DONTNEED"):
+        mapped.madvise(mmap.MADV_DONTNEED)
+
+
+def to_device_async(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small host tensor on ``device`` without a host-side wait: through pinned memory on CUDA."""
+    if device.type == "cuda":
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)

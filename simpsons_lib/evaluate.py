@@ -32,21 +32,25 @@ def to_device(images: torch.Tensor, device: torch.device) -> torch.Tensor:
 def predict(model: torch.nn.Module, loader, device: torch.device | str = "cpu", amp: bool = False,
             progress: bool | None = None, desc: str = "predict") -> tuple[np.ndarray, list, float]:
     """Class probabilities ``(N, C)``, the loader's targets (labels or Ids), and the mean
-    cross-entropy loss (NaN when the targets are not labels)."""
+    cross-entropy loss (NaN when the targets are not labels). Results stay on the device until the
+    end (one transfer, no wait for the host after each batch)."""
     device = torch.device(device)
     model.eval()
-    probs, targets, loss_sum, n = [], [], 0.0, 0
+    probs, targets, labels, loss_sum = [], [], [], torch.zeros((), device=device)
     for images, target in tqdm(loader, desc=desc, disable=not progress_enabled(progress), leave=False):
         with autocast(device, amp):
             logits = model(to_device(images, device)).float()
         if isinstance(target, torch.Tensor):
-            loss_sum += torch.nn.functional.cross_entropy(logits, target.to(device), reduction="sum").item()
-            n += len(target)
-            targets.extend(target.tolist())
+            target = target.to(device, non_blocking=True)
+            loss_sum += torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+            labels.append(target)
         else:
             targets.extend(target)
-        probs.append(torch.softmax(logits, dim=1).cpu())
-    return torch.cat(probs).numpy(), targets, (loss_sum / n if n else float("nan"))
+        probs.append(torch.softmax(logits, dim=1))
+    if labels:
+        targets = torch.cat(labels).tolist()
+        return torch.cat(probs).cpu().numpy(), targets, loss_sum.item() / len(targets)
+    return torch.cat(probs).cpu().numpy(), targets, float("nan")
 
 
 def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],

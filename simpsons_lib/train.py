@@ -13,7 +13,7 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -153,6 +153,38 @@ def train_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
     return loss.detach(), logits.detach()
 
 
+def to_training_device(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model on ``device``; on CUDA in channels-last layout, with cuDNN picking its fastest kernels."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        return model.to(device, memory_format=torch.channels_last)
+    return model.to(device)
+
+
+def train_epoch(model: torch.nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, loss_fn,
+                device: torch.device, amp: bool) -> tuple[float, float, int]:
+    """One pass of ``train_step`` over ``batches``; returns (mean loss, accuracy, images seen). A batch
+    of a single image (an epoch's remainder) is skipped: BatchNorm layers cannot train on one sample.
+
+    The sums stay on the device and are read once at the end: reading them every step would make the
+    host wait for each step, and the GPU would idle while the next batch is prepared."""
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    for images, labels in batches:
+        if len(labels) == 1:  # an epoch's last batch of one image: BatchNorm cannot train on a single sample
+            continue
+        images, labels = to_device(images, device), labels.to(device, non_blocking=True)
+        loss, logits = train_step(model, images, labels, optimizer, loss_fn, device, amp)
+        loss_sum += loss * len(labels)
+        correct += (logits.argmax(1) == labels).sum()
+        seen += len(labels)
+    if seen == 0:
+        raise ValueError("no training batch: the training split is empty")
+    return loss_sum.item() / seen, correct.item() / seen, seen
+
+
 def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, epochs: int,
         optimizer: torch.optim.Optimizer, scheduler=None, device: torch.device | str = "cpu",
         amp: bool = False, monitor: str = "val_micro_f1", patience: int = 0,
@@ -172,11 +204,7 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     meta = dict(meta or {})
     fingerprint = params_fingerprint({**meta, "epochs": epochs, "monitor": monitor, "patience": patience})
     show = progress_enabled(progress)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-        model = model.to(device, memory_format=torch.channels_last)
-    else:
-        model = model.to(device)
+    model = to_training_device(model, device)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     history: list[dict] = []
@@ -200,22 +228,16 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     for epoch in range(start_epoch, epochs + 1):
         if finished:
             break
-        model.train()
         start = time.perf_counter()
-        loss_sum, correct, seen = 0.0, 0, 0
-        for images, labels in tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not show, leave=False):
-            images, labels = to_device(images, device), labels.to(device, non_blocking=True)
-            loss, logits = train_step(model, images, labels, optimizer, loss_fn, device, amp)
-            loss_sum += loss.item() * len(labels)
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(labels)
+        batches = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not show, leave=False)
+        train_loss, train_accuracy, seen = train_epoch(model, batches, optimizer, loss_fn, device, amp)
         train_seconds = time.perf_counter() - start
         lr = optimizer.param_groups[0]["lr"]
         if scheduler is not None:
             scheduler.step()
         probs, targets, val_loss = predict(model, val_loader, device, amp, progress=False)
         m = compute_metrics(targets, probs.argmax(1), classes)
-        row = {"epoch": epoch, "train_loss": loss_sum / seen, "train_accuracy": correct / seen,
+        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
                "val_loss": val_loss, "val_micro_f1": m["micro_f1"], "val_macro_f1": m["macro_f1"],
                "val_accuracy": m["accuracy"], "lr": lr, "seconds": time.perf_counter() - start,
                "train_images_per_s": seen / train_seconds}

@@ -14,6 +14,7 @@ from typing import Iterable, Sequence
 import torch
 from torchvision.transforms import v2
 
+from .datasets import to_device_async
 from .io_utils import read_json
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -125,6 +126,15 @@ class BatchAugment:
         self.augment = augment
         self.strong_classes = torch.zeros(n_classes, dtype=torch.bool)
         self.strong_classes[list(int(x) for x in strong_labels)] = True
+        self._constants: dict[torch.device, dict[str, torch.Tensor]] = {}
+
+    def constants(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """Normalisation constants on ``device``, made once (a copy per batch would make the host wait)."""
+        if device not in self._constants:
+            self._constants[device] = {
+                "mean": torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1),
+                "std": torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1)}
+        return self._constants[device]
 
     def sample(self, labels: torch.Tensor, generator: torch.Generator) -> dict:
         """Per-sample parameters: jitter factors (brightness, contrast, saturation) and their order,
@@ -142,35 +152,44 @@ class BatchAugment:
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = images.float().div_(255)
+        const = self.constants(x.device)
         if self.augment:
             params = self.sample(labels, generator)
-            x = _jitter(x, params["factors"].to(x.device), params["order"].to(x.device))
-            x = _geometry(x, params)
-        mean = torch.tensor(IMAGENET_MEAN, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=x.device).view(1, 3, 1, 1)
-        return (x - mean) / std
+            x = _jitter(x, to_device_async(_jitter_coefficients(params["factors"], params["order"]), x.device))
+            x = _geometry(x, params, inplace=True)
+        return x.sub_(const["mean"]).div_(const["std"])
 
 
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(GRAY_WEIGHTS, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+def _jitter_coefficients(factors: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
+    """``(N, 3 steps, 3)``: each step of each sample as ``a*x + b*mean(gray(x)) + c*gray(x)``.
+
+    Brightness f: ``f*x``; contrast f: ``f*x + (1-f)*mean(gray)``; saturation f: ``f*x + (1-f)*gray``
+    (torchvision's adjust_brightness/contrast/saturation, before their clamp to [0, 1])."""
+    f = torch.gather(factors, 1, order)  # the factor of the op each step applies
+    zero = torch.zeros_like(f)
+    return torch.stack([f, torch.where(order == 1, 1 - f, zero), torch.where(order == 2, 1 - f, zero)], -1)
 
 
-def _jitter(x: torch.Tensor, factors: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    """Brightness, contrast and saturation, each per sample, in each sample's own order."""
-    f = factors.view(-1, 3, 1, 1, 1)
-    for step in range(3):
-        op = order[:, step].view(-1, 1, 1, 1)
-        brightness = x * f[:, 0]
-        mean = _gray(x).mean(dim=(1, 2, 3), keepdim=True)
-        contrast = f[:, 1] * x + (1 - f[:, 1]) * mean
-        saturation = f[:, 2] * x + (1 - f[:, 2]) * _gray(x)
-        x = torch.where(op == 0, brightness, torch.where(op == 1, contrast, saturation)).clamp_(0, 1)
+def _jitter(x: torch.Tensor, coefficients: torch.Tensor) -> torch.Tensor:
+    """Brightness, contrast and saturation, each per sample, in each sample's own order: per step one
+    grey image, its mean and one multiply-add over the batch (few passes over memory on a GPU)."""
+    for step in range(coefficients.shape[1]):
+        a, b, c = (coefficients[:, step, k].view(-1, 1, 1, 1) for k in range(3))
+        gray = _gray(x)
+        shift = torch.addcmul(b * gray.mean(dim=(1, 2, 3), keepdim=True), c, gray)
+        x = torch.addcmul(shift, a, x).clamp_(0, 1)
     return x
 
 
-def _geometry(x: torch.Tensor, params: dict) -> torch.Tensor:
-    """Rotate, flip, translate the strong samples with one nearest-neighbour ``grid_sample``."""
+def _gray(x: torch.Tensor) -> torch.Tensor:
+    """torchvision's rgb_to_grayscale of a batch, ``(N, 1, H, W)``."""
+    r, g, b = GRAY_WEIGHTS
+    return x[:, 0:1].mul(r).add_(x[:, 1:2], alpha=g).add_(x[:, 2:3], alpha=b)
+
+
+def _geometry(x: torch.Tensor, params: dict, inplace: bool = False) -> torch.Tensor:
+    """Rotate, flip, translate the strong samples with one nearest-neighbour ``grid_sample``
+    (into ``x`` itself with ``inplace``)."""
     idx = params["strong"].nonzero().flatten()
     if len(idx) == 0:
         return x
@@ -185,9 +204,10 @@ def _geometry(x: torch.Tensor, params: dict) -> torch.Tensor:
     scale = torch.tensor([w / 2, h / 2], dtype=torch.float64)
     a_norm = a * (scale.view(1, 1, 2) / scale.view(1, 2, 1))  # S^-1 A S
     t_norm = -(a @ t.unsqueeze(-1)).squeeze(-1) / scale
-    matrix = torch.cat([a_norm, t_norm.unsqueeze(-1)], -1).float().to(x.device)
+    matrix = to_device_async(torch.cat([a_norm, t_norm.unsqueeze(-1)], -1).float(), x.device)
     grid = torch.nn.functional.affine_grid(matrix, [n, 3, h, w], align_corners=False)
-    out = x.clone()
-    out[idx.to(x.device)] = torch.nn.functional.grid_sample(x[idx.to(x.device)], grid, mode="nearest",
-                                                             padding_mode="zeros", align_corners=False)
+    idx = to_device_async(idx, x.device)
+    out = x if inplace else x.clone()
+    out[idx] = torch.nn.functional.grid_sample(x[idx], grid, mode="nearest", padding_mode="zeros",
+                                               align_corners=False)
     return out

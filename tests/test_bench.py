@@ -22,12 +22,16 @@ def test_benchmark_prints_a_table_for_each_model(tiny_demo, tmp_path):
     assert "ceiling_img_s" in result.stdout and "resnet50" in result.stdout
 
 
-def test_benchmark_measures_the_device_batch_path_too(tiny_demo, tmp_path):
-    out = tmp_path / "bench.csv"
+def test_benchmark_measures_the_device_batch_path_at_several_batch_sizes_and_profiles_it(tiny_demo, tmp_path):
+    out, trace = tmp_path / "bench.csv", tmp_path / "trace.txt"
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data-dir", str(tiny_demo), "--device", "cpu",
-         "--image-size", "96", "--batch-size", "8", "--steps", "2", "--warmup", "1", "--loader", "device_batches",
-         "--models", "simple_cnn", "--out", str(out)], capture_output=True, text=True, timeout=600)
+         "--image-size", "96", "--batch-size", "8", "5", "--steps", "2", "--warmup", "1", "--loader", "device_batches",
+         "--models", "simple_cnn", "--out", str(out), "--trace-out", str(trace)], capture_output=True, text=True,
+        timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     table = pd.read_csv(out)
-    assert list(table["loader"]) == ["device_batches"] and table["pipeline_img_s"].iloc[0] > 0
+    assert list(table["loader"]) == ["device_batches"] * 2 and list(table["batch"]) == [8, 5]
+    assert (table["pipeline_img_s"] > 0).all()
+    text = trace.read_text()
+    assert "simple_cnn (batch 8)" in text and "aten::" in text

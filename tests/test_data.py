@@ -1,6 +1,7 @@
 import hashlib
 import logging
 import zipfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -257,7 +258,7 @@ def test_image_cache_decodes_once_and_matches(tiny_demo, tmp_path):
     arr = image_cache.load_image_array(paths, 48, cache=tmp_path / "cache", progress=False)
     files = list((tmp_path / "cache").glob("*.npy"))
     assert len(files) == 1 and arr.shape == (10, 3, 48, 48) and arr.dtype == np.uint8
-    np.testing.assert_array_equal(arr[3], image_cache.decode_resized(paths[3], 48))
+    np.testing.assert_array_equal(arr, image_cache.decode_images(paths, 48, progress=False))  # every image, in order
     mtime = files[0].stat().st_mtime_ns
     again = image_cache.load_image_array(paths, 48, cache=tmp_path / "cache", progress=False)
     np.testing.assert_array_equal(arr, again)
@@ -267,6 +268,41 @@ def test_image_cache_decodes_once_and_matches(tiny_demo, tmp_path):
     image, label = ds[0]
     assert isinstance(image, torch.Tensor) and label == 1
     assert torch.equal(image, torch.from_numpy(np.array(arr[3])))
+
+
+def test_decoding_in_processes_equals_threads_in_order(tiny_demo):
+    from simpsons_lib import parallel
+
+    paths = sorted(str(p) for p in (tiny_demo / "train").rglob("*.jpg"))[:40]
+    blocks = {kind: list(parallel.map_chunks(partial(image_cache.decode_block, size=24), paths, chunk=7, workers=2,
+                                             processes=kind == "processes"))
+              for kind in ("threads", "processes")}
+    assert [len(b) for b in blocks["threads"]] == [7, 7, 7, 7, 7, 5]
+    np.testing.assert_array_equal(np.concatenate(blocks["processes"]), np.concatenate(blocks["threads"]))
+    np.testing.assert_array_equal(blocks["processes"][5][4], image_cache.decode_resized(paths[39], 24))
+    bad = list(parallel.map_chunks(data.check_images, [Path(p) for p in paths[:3]] + [tiny_demo / "DEMO_DATA.txt"],
+                                   chunk=2, workers=2, processes=True))
+    assert bad[0] == [None, None] and bad[1][0] is None and bad[1][1] == "not a decodable image"
+
+
+def test_image_cache_that_fails_to_decode_leaves_no_file(tmp_path):
+    good = tmp_path / "good.png"
+    Image.new("RGB", (20, 20), (10, 20, 30)).save(good)
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image")
+    with pytest.raises(Exception):
+        image_cache.load_image_array([str(good), str(bad), str(good)], 16, cache=tmp_path / "cache", progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_split_rows_are_copied_to_the_device_in_the_split_order(tiny_demo, tmp_path):
+    paths = sorted(str(p) for p in (tiny_demo / "testset/testset").glob("*.jpg"))[:12]
+    arr = image_cache.load_image_array(paths, 24, cache=tmp_path / "cache", progress=False)
+    rows = np.array([7, 2, 11, 0, 5, 9, 3])
+    for images in (arr, np.array(arr)):  # memory map (pages let go after each chunk) and plain array
+        copied = datasets.copy_rows_to_device(images, rows, "cpu", chunk=3)
+        assert copied.dtype == torch.uint8 and torch.equal(copied, torch.from_numpy(np.array(arr[rows])))
+    np.testing.assert_array_equal(arr[4], image_cache.decode_resized(paths[4], 24))  # still readable
 
 
 def test_cached_dataset_pickles_its_memmap_by_name(tiny_demo, tmp_path):

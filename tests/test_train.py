@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
-from simpsons_lib import experiment, study, train
+from simpsons_lib import experiment, models, study, train
 
 
 def run(p, **kw):
@@ -121,3 +121,13 @@ def test_device_batch_loader_trains_repeatably_and_resumes(train_params, tmp_pat
     resumed = interrupted_then_resumed(p)
     assert resumed.resumed_from == 2
     pd.testing.assert_frame_equal(without_timing(resumed.history), without_timing(first.history))
+
+
+def test_an_epoch_ending_in_a_batch_of_one_image_trains(tmp_path):
+    model = models.SimpleCnn(3, input_size=96)  # BatchNorm1d in its head cannot train on one sample
+    images, labels = torch.rand(9, 3, 96, 96), torch.tensor([0, 1, 2] * 3)
+    batches = [(images[:4], labels[:4]), (images[4:8], labels[4:8]), (images[8:], labels[8:])]
+    optimizer = train.build_optimizer(model, "adam", 1e-3)
+    loss, accuracy, seen = train.train_epoch(model, batches, optimizer, torch.nn.CrossEntropyLoss(),
+                                             torch.device("cpu"), False)
+    assert seen == 8 and loss > 0 and 0 <= accuracy <= 1

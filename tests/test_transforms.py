@@ -114,6 +114,22 @@ def test_batch_augment_moves_strong_samples_only_and_normalises_like_eval():
     assert torch.equal(out, again)
 
 
+def test_batch_jitter_matches_torchvision_colour_ops_in_each_samples_order():
+    from torchvision.transforms.v2 import functional as F
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(24, 3, 16, 16, generator=g)
+    factors = 0.7 + 0.6 * torch.rand(24, 3, generator=g)
+    order = torch.stack([torch.randperm(3, generator=g) for _ in range(24)])
+    out = transforms._jitter(x.clone(), transforms._jitter_coefficients(factors, order))
+    ops = [F.adjust_brightness, F.adjust_contrast, F.adjust_saturation]
+    for i in range(24):
+        reference = x[i]
+        for op in order[i].tolist():
+            reference = ops[op](reference, factors[i, op].item())
+        torch.testing.assert_close(out[i], reference, atol=1e-5, rtol=0)
+
+
 def test_batch_geometry_is_exact_for_flips_and_shifts():
     img = torch.arange(3 * 8 * 8, dtype=torch.float32).view(1, 3, 8, 8) / 255
     params = {"strong": torch.tensor([True]), "angle": torch.tensor([0.0]), "flip": torch.tensor([True]),
