@@ -2,7 +2,7 @@
 # Issue 5's device check, prepared to run ONCE on the lent GPU machine (no network, Python 3.12 with
 # torch there; papermill & co. travel as wheels). Here, first: `bash benchmarks/fetch_device_wheels.sh`.
 # Then, with the device tool, from the repo root:
-#     run(command="DEADLINE=420 bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=440)   # ~400 s on an H100
+#     run(command="DEADLINE=480 bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=500)   # ~400 s on an H100
 # It generates the full-size demo stand-in (scale 1.0, Kaggle layout), runs the throughput benchmark,
 # then `make all` (profile full; ResNet50 with weights null: ImageNet weights cannot be fetched there)
 # from a cold image cache, and writes under $OUT: gpu.txt (machine, versions, data generation),
