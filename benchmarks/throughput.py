@@ -35,11 +35,6 @@ MODELS = {"simple_cnn": {"arch": "simple_cnn"}, "mid_cnn": {"arch": "mid_cnn"},
           "resnet50": {"arch": "transfer", "backbone": "resnet50", "weights": None}}
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def forever(loader):
     """The loader's batches, epoch after epoch (each new epoch reshuffles, as in training)."""
     while True:
@@ -91,7 +86,6 @@ def measure(name: str, p, s: study.StudyData, steps: int, warmup: int) -> dict:
     ceiling = bench.ceiling(steps, warmup)
     real = bench.pipeline(steps, warmup)
     device = bench.device
-    sync(device)
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     return {"model": name, "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
             "loader": experiment.loader_kind(p, device, s),

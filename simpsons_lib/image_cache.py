@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import parallel, paths
-from .data import files_fingerprint, load_rgb
+from .data import BadImageError, files_fingerprint, load_rgb
 from .io_utils import atomic_path
 
 CACHE_FORMAT = 1  # bump when decoding or resizing changes
@@ -33,12 +33,15 @@ def fingerprint(paths_: Sequence[str], size: int) -> str:
 
 def decode_resized(path: str, size: int) -> np.ndarray:
     """One image as RGB uint8 ``(3, size, size)``."""
-    with Image.open(path) as opened:
-        if opened.format == "JPEG":
-            opened.draft("RGB", (2 * size, 2 * size))
-            img = opened.convert("RGB")
-        else:
-            img = None
+    try:
+        with Image.open(path) as opened:
+            if opened.format == "JPEG":
+                opened.draft("RGB", (2 * size, 2 * size))
+                img = opened.convert("RGB")
+            else:
+                img = None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise BadImageError(f"Cannot read image {path}: {exc}") from exc
     if img is None:
         img = load_rgb(path)  # other formats and modes (palette, alpha, 16-bit) convert as everywhere else
     img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)

@@ -190,7 +190,7 @@ def build_index(profile_dir: Path) -> Path:
     for m in map(read_json, manifests):
         run = m["run"]
         links.append(f'<li><a href="{run}.html">{html.escape(run)}</a> · <a href="{run}_reader.html">reader '
-                     f'version (no code)</a> — {m["seconds"]} s{" on " + html.escape(str(m["device_name"] or m["device"])) if m.get("device") else ""}</li>')
+                     f'version (no code)</a> — {m["seconds"]} s{" on " + html.escape(str(m.get("device_name") or m["device"])) if m.get("device") else ""}</li>')
         metrics_path = profile_dir / "metrics" / f"{run}.json"
         if m["kind"] == "train" and metrics_path.exists():
             met = read_json(metrics_path)

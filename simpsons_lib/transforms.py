@@ -156,7 +156,7 @@ class BatchAugment:
         if self.augment:
             params = self.sample(labels, generator)
             x = _jitter(x, to_device_async(_jitter_coefficients(params["factors"], params["order"]), x.device))
-            x = _geometry(x, params, inplace=True)
+            x = _geometry(x, params)
         return x.sub_(const["mean"]).div_(const["std"])
 
 
@@ -187,9 +187,9 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return x[:, 0:1].mul(r).add_(x[:, 1:2], alpha=g).add_(x[:, 2:3], alpha=b)
 
 
-def _geometry(x: torch.Tensor, params: dict, inplace: bool = False) -> torch.Tensor:
-    """Rotate, flip, translate the strong samples with one nearest-neighbour ``grid_sample``
-    (into ``x`` itself with ``inplace``)."""
+def _geometry(x: torch.Tensor, params: dict) -> torch.Tensor:
+    """Rotate, flip, translate the strong samples of ``x`` in place with one nearest-neighbour
+    ``grid_sample``; returns ``x``."""
     idx = params["strong"].nonzero().flatten()
     if len(idx) == 0:
         return x
@@ -207,7 +207,6 @@ def _geometry(x: torch.Tensor, params: dict, inplace: bool = False) -> torch.Ten
     matrix = to_device_async(torch.cat([a_norm, t_norm.unsqueeze(-1)], -1).float(), x.device)
     grid = torch.nn.functional.affine_grid(matrix, [n, 3, h, w], align_corners=False)
     idx = to_device_async(idx, x.device)
-    out = x if inplace else x.clone()
-    out[idx] = torch.nn.functional.grid_sample(x[idx], grid, mode="nearest", padding_mode="zeros",
-                                               align_corners=False)
-    return out
+    x[idx] = torch.nn.functional.grid_sample(x[idx], grid, mode="nearest", padding_mode="zeros",
+                                             align_corners=False)
+    return x

@@ -290,7 +290,7 @@ def test_image_cache_that_fails_to_decode_leaves_no_file(tmp_path):
     Image.new("RGB", (20, 20), (10, 20, 30)).save(good)
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    with pytest.raises(Exception):
+    with pytest.raises(data.BadImageError, match="bad.png"):
         image_cache.load_image_array([str(good), str(bad), str(good)], 16, cache=tmp_path / "cache", progress=False)
     assert list((tmp_path / "cache").iterdir()) == []
 

@@ -123,8 +123,8 @@ def test_device_batch_loader_trains_repeatably_and_resumes(train_params, tmp_pat
     pd.testing.assert_frame_equal(without_timing(resumed.history), without_timing(first.history))
 
 
-def test_an_epoch_ending_in_a_batch_of_one_image_trains(tmp_path):
-    model = models.SimpleCnn(3, input_size=96)  # BatchNorm1d in its head cannot train on one sample
+def test_an_epoch_ending_in_a_batch_of_one_image_trains():
+    model = models.SimpleCnn(3, input_size=96)  # its last BatchNorm sees 1x1 maps: one value per channel
     images, labels = torch.rand(9, 3, 96, 96), torch.tensor([0, 1, 2] * 3)
     batches = [(images[:4], labels[:4]), (images[4:8], labels[4:8]), (images[8:], labels[8:])]
     optimizer = train.build_optimizer(model, "adam", 1e-3)

@@ -134,11 +134,11 @@ def test_batch_geometry_is_exact_for_flips_and_shifts():
     img = torch.arange(3 * 8 * 8, dtype=torch.float32).view(1, 3, 8, 8) / 255
     params = {"strong": torch.tensor([True]), "angle": torch.tensor([0.0]), "flip": torch.tensor([True]),
               "shift": torch.tensor([[0.0, 0.0]])}
-    torch.testing.assert_close(transforms._geometry(img, params), img.flip(-1))
+    torch.testing.assert_close(transforms._geometry(img.clone(), params), img.flip(-1))
     params.update(flip=torch.tensor([False]), shift=torch.tensor([[2 / 8, 0.0]]))
-    shifted = transforms._geometry(img, params)
+    shifted = transforms._geometry(img.clone(), params)
     torch.testing.assert_close(shifted[..., 2:], img[..., :-2])
     assert (shifted[..., :2] == 0).all()
     params.update(angle=torch.tensor([90.0]), shift=torch.tensor([[0.0, 0.0]]))
-    rotated = transforms._geometry(img, params)
+    rotated = transforms._geometry(img.clone(), params)
     assert torch.equal(rotated, torch.rot90(img, 1, (-2, -1))) or torch.equal(rotated, torch.rot90(img, -1, (-2, -1)))
