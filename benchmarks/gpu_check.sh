@@ -10,10 +10,12 @@
 # (torch.profiler of the pipeline at batch 256), make_all.txt, summary.txt (wall time, peak host and GPU
 # memory, val F1, epochs and training img/s of each run, the slowest cells of each notebook).
 # MAKE_ALL_LIMIT (seconds, default 600), or DEADLINE (seconds for the whole script), stops `make all` in time
-# for the summary to be written.
+# for the summary to be written. JOBS=3 runs `make -j3` (notebooks that depend only on simple_cnn run at the
+# same time on the one GPU); BENCH=0 skips the benchmark (a second call that only times `make all`).
 # Local smoke of the mechanics: PYTHON=.venv/bin/python PROFILE=smoke SCALE=0.02 bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check_out}; PYTHON=${PYTHON:-python3}; PROFILE=${PROFILE:-full}; SCALE=${SCALE:-1.0}
+JOBS=${JOBS:-1}; BENCH=${BENCH:-1}
 mkdir -p "$OUT"
 if [ -d .whl ]; then
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -28,33 +30,40 @@ DATA=$SIMPSONS_DATA_DIR/$([ "$PROFILE" = full ] && echo kaggle || echo demo)
   command -v make || echo "no make here: the pipeline runs through the same commands without it"
   "$PYTHON" -m simpsons_lib.demo_data --out "$DATA" --scale "$SCALE" 2>&1; } > "$OUT/gpu.txt"
 cat "$OUT/gpu.txt"
-if [ "$PROFILE" = full ]; then BENCH=(--batch-size 256 64 --steps 50 --warmup 10)
-else BENCH=(--device cpu --image-size 96 --batch-size 16 --steps 2 --warmup 1); fi
-"$PYTHON" benchmarks/throughput.py --data-dir "$DATA" --out "$OUT/bench.csv" --trace-out "$OUT/trace.txt" "${BENCH[@]}" \
-  2>&1 | grep -v -e rationality -e "will create .* worker processes" | tee "$OUT/bench.txt"
+if [ "$PROFILE" = full ]; then BENCH_ARGS=(--batch-size 256 64 --steps 50 --warmup 10)
+else BENCH_ARGS=(--device cpu --image-size 96 --batch-size 16 --steps 2 --warmup 1); fi
+if [ "$BENCH" != 0 ]; then
+  "$PYTHON" benchmarks/throughput.py --data-dir "$DATA" --out "$OUT/bench.csv" --trace-out "$OUT/trace.txt" "${BENCH_ARGS[@]}" \
+    2>&1 | grep -v -e rationality -e "will create .* worker processes" | tee "$OUT/bench.txt"
+fi
 rm -rf "$SIMPSONS_OUTPUTS_DIR"   # make all starts from a cold image cache
 P=/tmp/sim_params; rm -rf "$P"; mkdir -p "$P"; cp -r "params/$PROFILE" "$P/"
 sed -i 's/^weights: .*/weights: null/' "$P/$PROFILE/resnet50.yaml"
 touch /tmp/sim_stamp
 [ -n "${DEADLINE:-}" ] && export MAKE_ALL_LIMIT=$((DEADLINE - SECONDS))  # DEADLINE: seconds for the whole script
-"$PYTHON" - "$OUT" "$PROFILE" "$P" <<'PY'
+"$PYTHON" - "$OUT" "$PROFILE" "$P" "$JOBS" <<'PY'
 import json, resource, shutil, subprocess, sys, threading, time
 import pandas as pd
 from pathlib import Path
-out, profile, params = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-gpu_peak, stop = [0], threading.Event()
+out, profile, params, jobs = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+def host_in_use():  # the whole machine's memory in use (MemTotal - MemAvailable; the file cache is not counted)
+    info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) / 2**20
+host_base = host_in_use()
+gpu_peak, host_peak, stop = [0], [host_base], threading.Event()
 def watch():
     while not stop.wait(0.5):
+        host_peak[0] = max(host_peak[0], host_in_use())
         try:
             used = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
                                   capture_output=True, text=True).stdout.split()
             gpu_peak[0] = max(gpu_peak[0], int(used[0]))
         except Exception:
-            return
+            pass
 threading.Thread(target=watch, daemon=True).start()
 start = time.perf_counter()
 limit = float(__import__("os").environ.get("MAKE_ALL_LIMIT", "600"))
-make = ["make", "pipeline", f"PROFILE={profile}", f"PY={sys.executable}", "STAMP=/tmp/sim_stamp", f"PARAMS_ROOT={params}"]
+make = ["make", f"-j{jobs}", "pipeline", f"PROFILE={profile}", f"PY={sys.executable}", "STAMP=/tmp/sim_stamp", f"PARAMS_ROOT={params}"]
 with open(out / "make_all.txt", "w") as log:
     if shutil.which("make"):
         try:
@@ -62,7 +71,7 @@ with open(out / "make_all.txt", "w") as log:
         except subprocess.TimeoutExpired:
             rc = f"stopped after {limit:.0f} s (MAKE_ALL_LIMIT)"
     else:  # the Makefile's recipe, in its order (no make on that machine)
-        print(f"no make: running the recipe of {' '.join(make)} directly", file=log, flush=True)
+        print(f"no make: running the recipe of {' '.join(make)} directly, one notebook at a time", file=log, flush=True)
         outputs = Path("/tmp/sim_outputs") / profile
         notebooks = {"eda": "00_eda", "simple_cnn": "01_simple_cnn", "simple_cnn_aug": "01_simple_cnn",
                      "mid_cnn": "02_mid_cnn", "resnet50": "03_resnet50", "report": "04_report"}
@@ -76,8 +85,9 @@ with open(out / "make_all.txt", "w") as log:
 wall = time.perf_counter() - start
 stop.set()
 peak_host = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-lines = [f"make pipeline PROFILE={profile}: rc={rc}, wall {wall:.0f} s, peak host RSS (largest process) {peak_host:.2f} GiB, "
-         f"peak GPU memory (nvidia-smi) {gpu_peak[0] / 1024:.1f} GiB"]
+lines = [f"make -j{jobs} pipeline PROFILE={profile}: rc={rc}, wall {wall:.0f} s, peak host RSS (largest process) "
+         f"{peak_host:.2f} GiB, peak host memory in use (whole machine) {host_peak[0]:.2f} GiB ({host_base:.2f} GiB "
+         f"before make), peak GPU memory (nvidia-smi) {gpu_peak[0] / 1024:.1f} GiB"]
 for m in sorted((Path("/tmp/sim_outputs") / profile / "metrics").glob("*.json")):
     d = json.loads(m.read_text())
     if "micro_f1" in d and "title" in d:

@@ -93,6 +93,30 @@ def ensure_kernel() -> str:
     return KERNEL_NAME
 
 
+def prepare_kernel_environment() -> None:
+    """Set what the notebook kernels inherit from this process: no progress-bar lines in executed
+    notebooks, and this checkout first on their ``PYTHONPATH``, so they import the same library as
+    this process (otherwise a kernel imports whichever ``simpsons_lib`` its environment finds, e.g. an
+    editable install made from another copy of the repository)."""
+    os.environ["SIMPSONS_PROGRESS"] = "0"
+    root = str(paths.PROJECT_ROOT)
+    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    os.environ["PYTHONPATH"] = os.pathsep.join([root, *rest])
+
+
+def kernel_client_config():
+    """Encrypt the local kernel connection (CurveZMQ) where pyzmq and jupyter_client support it; recent
+    ipykernels otherwise warn at every start that the connection is plain TCP."""
+    import zmq
+    from jupyter_client.manager import KernelManager
+    from traitlets.config import Config
+
+    config = Config()
+    if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption") is not None:
+        config.KernelManager.transport_encryption = "auto"  # only for kernelspecs that declare support
+    return config
+
+
 def git_commit() -> dict:
     def git(*args):
         try:
@@ -153,13 +177,13 @@ def run_notebook(notebook: Path, params_file: Path, output: Path, profile: str) 
     for stale in (failed, running, output):
         stale.unlink(missing_ok=True)
     output.parent.mkdir(parents=True, exist_ok=True)
-    os.environ["SIMPSONS_PROGRESS"] = "0"  # the kernel inherits it: no progress-bar lines in the notebook
+    prepare_kernel_environment()
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     print(f"[{run}] {notebook.name} with {params_file} ...", flush=True)
     try:
         papermill.execute_notebook(str(notebook), str(running), parameters=values, kernel_name=ensure_kernel(),
-                                   cwd=str(notebook.parent), progress_bar=False)
+                                   cwd=str(notebook.parent), progress_bar=False, config=kernel_client_config())
     except papermill.PapermillExecutionError as exc:
         os.replace(running, failed)
         raise SystemExit(f"[{run}] FAILED in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"

@@ -19,10 +19,17 @@ RUNS = ["eda", *TRAIN_RUNS, "report"]
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """Run `make pipeline PROFILE=smoke` once; later tests edit the copied params."""
+    """Run `make pipeline PROFILE=smoke` once; later tests edit the copied params.
+
+    A decoy ``simpsons_lib`` comes first on the inherited PYTHONPATH: the kernels must still import this
+    checkout's library (as when the environment's editable install points at another copy)."""
     root = tmp_path_factory.mktemp("pipeline")
     shutil.copytree(REPO / "params" / "smoke", root / "params" / "smoke")
-    env = {**os.environ, "SIMPSONS_OUTPUTS_DIR": str(root / "outputs"), "SIMPSONS_DATA_DIR": str(root / "data")}
+    decoy = root / "decoy" / "simpsons_lib"
+    decoy.mkdir(parents=True)
+    (decoy / "__init__.py").write_text("raise ImportError('a decoy simpsons_lib, not this checkout')\n")
+    env = {**os.environ, "SIMPSONS_OUTPUTS_DIR": str(root / "outputs"), "SIMPSONS_DATA_DIR": str(root / "data"),
+           "PYTHONPATH": os.pathsep.join([str(decoy.parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.pop("SIMPSONS_PROGRESS", None)
 
     def make(*args):
@@ -31,6 +38,7 @@ def smoke(tmp_path_factory):
 
     result = make("pipeline")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (root / "make_pipeline.log").write_text(result.stdout + result.stderr)
     return root, root / "outputs" / "smoke", make
 
 
@@ -77,6 +85,18 @@ def runs_in(dry_run_output: str) -> list[str]:
 def touch(path: Path):
     later = time.time() + 5
     os.utime(path, (later, later))
+
+
+def test_kernel_connection_is_encrypted_where_supported(smoke):
+    """Recent ipykernels warn at every start when the kernel connection is plain TCP; the pipeline asks
+    for CurveZMQ keys wherever pyzmq supports them, so `make` prints no such warning."""
+    zmq = pytest.importorskip("zmq")
+    if not zmq.has("curve"):
+        pytest.skip("this pyzmq has no CurveZMQ support")
+    root, _, _ = smoke
+    log = (root / "make_pipeline.log").read_text()
+    assert "[simple_cnn] done" in log
+    assert "without encryption" not in log
 
 
 def test_editing_one_params_file_reruns_only_that_run_and_its_dependants(smoke):
