@@ -13,16 +13,20 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelEncoder
 
 from . import demo_data, parallel, paths
 from .io_utils import read_json, write_csv, write_json
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import LabelEncoder
+
+# scikit-learn is imported inside the functions that use it: the pipeline's own process only finds the
+# data (for every notebook it runs), and loading scikit-learn would add a second or more to each run.
 
 log = logging.getLogger(__name__)
 
@@ -289,11 +293,15 @@ def write_index_report(report: IndexReport, path: str | os.PathLike) -> Path:
 
 
 def fit_label_encoder(class_names: Sequence[str]) -> LabelEncoder:
+    from sklearn.preprocessing import LabelEncoder
+
     return LabelEncoder().fit(sorted(set(class_names)))
 
 
 def label_encoder_from_classes(classes: Sequence[str]) -> LabelEncoder:
     """Rebuild the encoder saved (as its ``classes_`` list) in a checkpoint or metrics file."""
+    from sklearn.preprocessing import LabelEncoder
+
     enc = LabelEncoder()
     enc.classes_ = np.asarray(list(classes), dtype=object)
     return enc
@@ -313,6 +321,8 @@ def split_train_val(
             "Too few images for a stratified split, kept in train only: %s",
             ", ".join(f"{c} ({counts[c]})" for c in rare),
         )
+    from sklearn.model_selection import train_test_split
+
     rare_mask = index["class_name"].isin(rare)
     splittable = index[~rare_mask]
     train, val = train_test_split(

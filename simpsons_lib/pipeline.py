@@ -25,11 +25,16 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-import nbformat
+# nbformat imports jsonschema, which also imports rfc3987_syntax when it is installed (Jupyter's own
+# dependencies bring it) and compiles its ~40 grammars there: 1.5 s in each run of this process.
+# Notebook schemas use no IRI formats, so this process goes without it (jsonschema allows its absence).
+sys.modules.setdefault("rfc3987_syntax", None)
 
-from . import paths
-from .io_utils import read_json, write_json, write_text
-from .params import ParameterError, load_run_params, validate
+import nbformat  # noqa: E402
+
+from . import paths  # noqa: E402
+from .io_utils import read_json, write_json, write_text  # noqa: E402
+from .params import ParameterError, load_run_params, validate  # noqa: E402
 
 KERNEL_NAME = "simpsons-study"
 PACKAGES = ("torch", "torchvision", "numpy", "pillow", "scikit-learn", "scikit-image", "pandas", "matplotlib",
@@ -182,8 +187,11 @@ def run_notebook(notebook: Path, params_file: Path, output: Path, profile: str) 
     t0 = time.perf_counter()
     print(f"[{run}] {notebook.name} with {params_file} ...", flush=True)
     try:
+        # shutdown_kernel="immediate": every output has arrived and every file is written when the last
+        # cell ends; a graceful exit of a kernel holding torch & co. only adds 2-3 s to each run.
         papermill.execute_notebook(str(notebook), str(running), parameters=values, kernel_name=ensure_kernel(),
-                                   cwd=str(notebook.parent), progress_bar=False, config=kernel_client_config())
+                                   cwd=str(notebook.parent), progress_bar=False, config=kernel_client_config(),
+                                   shutdown_kernel="immediate")
     except papermill.PapermillExecutionError as exc:
         os.replace(running, failed)
         raise SystemExit(f"[{run}] FAILED in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
@@ -242,7 +250,7 @@ def build_index(profile_dir: Path) -> Path:
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Simpsons study — {profile_dir.name}</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
 table.runs{{border-collapse:collapse}} table.runs td,table.runs th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
-.note{{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e0a800}} table.runs td:nth-child(-n+2){{text-align:left}}
+.note{{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e0a800}} table.runs td:nth-child(-n+2),table.runs th:nth-child(-n+2){{text-align:left}}
 figure{{display:inline-block;margin:4px;text-align:center}} figure img{{height:170px;border:1px solid #ccc}} img.chart{{max-width:640px}}</style>
 </head><body><h1>Simpsons character study — profile <code>{html.escape(profile_dir.name)}</code></h1>{note}
 <h2>Evolution of model quality (validation)</h2>{table}{chart}{sub_html}
