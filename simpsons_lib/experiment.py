@@ -16,11 +16,6 @@ from .study import StudyData
 from .transforms import BatchAugment, PerClassTransform, eval_transform, labels_of, worst_classes_from_metrics
 
 
-def run_paths(p, run: str | None = None) -> RunPaths:
-    """Output folders of this run (``outputs/<profile>/...``), created. ``run`` defaults to ``run_name``."""
-    return RunPaths(p["profile"], run or p["run_name"]).make_dirs()
-
-
 def worst_classes(p, rp: RunPaths, classes: list[str]) -> list[str]:
     """The classes that get strong augmentation: ``worst_classes`` plus those derived from
     ``worst_from_run``'s per-class validation F1 (``worst_k`` lowest and/or below ``worst_below``)."""

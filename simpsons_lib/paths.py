@@ -98,3 +98,9 @@ class RunPaths:
         for d in (self.figures, self.metrics, self.models, self.reports, self.manifests, self.notebooks):
             d.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def run_paths(p, run: str | None = None) -> RunPaths:
+    """Output folders of a run of profile ``p["profile"]`` (``outputs/<profile>/...``), created; ``run``
+    defaults to ``p["run_name"]``."""
+    return RunPaths(p["profile"], run or p["run_name"]).make_dirs()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -18,9 +19,11 @@ from .data import (
     split_train_val,
     write_index_report,
 )
-from .datasets import ArrayImageDataset, ImageDataset
 from .image_cache import load_image_array
 from .io_utils import progress_enabled
+
+if TYPE_CHECKING:
+    from .datasets import ImageDataset
 
 
 @dataclass
@@ -61,6 +64,8 @@ class StudyData:
 
     def dataset(self, split: str, transform) -> ImageDataset:
         """``train``/``val`` (image, label) or ``test`` (image, Id), from the decoded cache when loaded."""
+        from .datasets import ArrayImageDataset, ImageDataset  # torch: not needed to load and explore the data
+
         if split == "test":
             if self.test is None:
                 raise ValueError("this study was loaded without the test set (with_test=False)")

@@ -3,6 +3,7 @@
 import ast
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -71,3 +72,16 @@ def test_ci_runs_the_readme_test_command():
     assert "make demo" in readme and "make test" in readme
     assert "make test" in (REPO / ".ci/run").read_text()
     assert "drawn" in readme.lower()
+
+
+def test_exploring_the_data_loads_no_deep_learning_libraries():
+    """The EDA notebook's imports (its first code cell after the parameters) load neither torch nor
+    scikit-learn: exploring the data starts in a second, and the pipeline's own process, which only
+    finds the data, stays light too."""
+    nb = nbformat.read(REPO / "notebooks" / "00_eda.ipynb", as_version=4)
+    imports = next(c.source for c in nb.cells if c.cell_type == "code" and "import" in c.source)
+    probe = (f"{imports}\nimport simpsons_lib.pipeline, sys\n"
+             "print(sorted(m for m in ('torch', 'torchvision', 'sklearn') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO / "notebooks", capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

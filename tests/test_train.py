@@ -2,11 +2,11 @@ import pandas as pd
 import pytest
 import torch
 
-from simpsons_lib import experiment, models, study, train
+from simpsons_lib import experiment, models, paths, study, train
 
 
 def run(p, **kw):
-    rp = experiment.run_paths(p)
+    rp = paths.run_paths(p)
     s = study.load_study(p, image_size=p.image_size)
     model = experiment.make_model(p, s)
     worst = experiment.worst_classes(p, rp, s.classes)
@@ -59,7 +59,7 @@ def interrupted_then_resumed(p) -> train.FitResult:
 
     with pytest.raises(Interrupt):
         run(p, after_epoch=stop_after_first)
-    ckpt = train.load_checkpoint(experiment.run_paths(p).models / "last.pt")
+    ckpt = train.load_checkpoint(paths.run_paths(p).models / "last.pt")
     assert ckpt["epoch"] == 1 and not ckpt["finished"]
     return run(p)[3]
 
