@@ -27,7 +27,6 @@ rm -rf "$SIMPSONS_OUTPUTS_DIR"
 DATA=$SIMPSONS_DATA_DIR/$([ "$PROFILE" = full ] && echo kaggle || echo demo)
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; echo "cores $(nproc)"; free -g
   "$PYTHON" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
-  command -v make || echo "no make here: the pipeline runs through the same commands without it"
   "$PYTHON" -m simpsons_lib.demo_data --out "$DATA" --scale "$SCALE" 2>&1; } > "$OUT/gpu.txt"
 cat "$OUT/gpu.txt"
 if [ "$PROFILE" = full ]; then BENCH_ARGS=(--batch-size 256 64 --steps 50 --warmup 10)
@@ -42,7 +41,7 @@ sed -i 's/^weights: .*/weights: null/' "$P/$PROFILE/resnet50.yaml"
 touch /tmp/sim_stamp
 [ -n "${DEADLINE:-}" ] && export MAKE_ALL_LIMIT=$((DEADLINE - SECONDS))  # DEADLINE: seconds for the whole script
 "$PYTHON" - "$OUT" "$PROFILE" "$P" "$JOBS" <<'PY'
-import json, resource, shutil, subprocess, sys, threading, time
+import json, resource, subprocess, sys, threading, time
 import pandas as pd
 from pathlib import Path
 out, profile, params, jobs = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -65,23 +64,10 @@ start = time.perf_counter()
 limit = float(__import__("os").environ.get("MAKE_ALL_LIMIT", "600"))
 make = ["make", f"-j{jobs}", "pipeline", f"PROFILE={profile}", f"PY={sys.executable}", "STAMP=/tmp/sim_stamp", f"PARAMS_ROOT={params}"]
 with open(out / "make_all.txt", "w") as log:
-    if shutil.which("make"):
-        try:
-            rc = subprocess.run(make, stdout=log, stderr=subprocess.STDOUT, timeout=limit).returncode
-        except subprocess.TimeoutExpired:
-            rc = f"stopped after {limit:.0f} s (MAKE_ALL_LIMIT)"
-    else:  # the Makefile's recipe, in its order (no make on that machine)
-        print(f"no make: running the recipe of {' '.join(make)} directly, one notebook at a time", file=log, flush=True)
-        outputs = Path("/tmp/sim_outputs") / profile
-        notebooks = {"eda": "00_eda", "simple_cnn": "01_simple_cnn", "simple_cnn_aug": "01_simple_cnn",
-                     "mid_cnn": "02_mid_cnn", "resnet50": "03_resnet50", "report": "04_report"}
-        rc = 0
-        for run, nb in notebooks.items():
-            rc = rc or subprocess.run([sys.executable, "-m", "simpsons_lib.pipeline", "run", f"notebooks/{nb}.ipynb",
-                                       f"{params}/{profile}/{run}.yaml", str(outputs / "notebooks" / f"{run}.ipynb"),
-                                       "--profile", profile], stdout=log, stderr=subprocess.STDOUT).returncode
-        rc = rc or subprocess.run([sys.executable, "-m", "simpsons_lib.pipeline", "index", str(outputs)],
-                                  stdout=log, stderr=subprocess.STDOUT).returncode
+    try:
+        rc = subprocess.run(make, stdout=log, stderr=subprocess.STDOUT, timeout=limit).returncode
+    except subprocess.TimeoutExpired:
+        rc = f"stopped after {limit:.0f} s (MAKE_ALL_LIMIT)"
 wall = time.perf_counter() - start
 stop.set()
 peak_host = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20

@@ -139,19 +139,20 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             "image_size": args.image_size, "num_workers": args.num_workers, "loader": args.loader, "augment": True}
     p0 = params.validate("train", base)
     s = study.load_study(p0, image_size=args.image_size)
+    def model_params(name: str, batch_size: int):
+        return params.validate("train", {**base, **MODELS[name], "batch_size": batch_size})
+
     rows = []
     for batch_size in args.batch_size:
         for name in args.models:
-            p = params.validate("train", {**base, **MODELS[name], "batch_size": batch_size})
-            rows.append(measure(name, p, s, args.steps, args.warmup))
+            rows.append(measure(name, model_params(name, batch_size), s, args.steps, args.warmup))
             print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
             if args.out:  # as it goes: a run cut short keeps what it measured
                 pd.DataFrame(rows).to_csv(args.out, index=False)
     table = pd.DataFrame(rows)
     print("\n" + table.to_string(index=False))
     if args.trace_out:  # last: nothing is timed after the profiler has run
-        traces = [trace(name, params.validate("train", {**base, **MODELS[name], "batch_size": args.batch_size[0]}),
-                        s, min(args.steps, 20)) for name in args.models]
+        traces = [trace(name, model_params(name, args.batch_size[0]), s, min(args.steps, 20)) for name in args.models]
         Path(args.trace_out).write_text("\n\n".join(traces) + "\n")
     if args.time_make_all:
         start = time.perf_counter()

@@ -31,7 +31,6 @@ def eval_transform(size: int) -> v2.Compose:
     ])
 
 
-
 def strong_augmentation() -> v2.Compose:
     return v2.Compose([
         v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
