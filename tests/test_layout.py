@@ -1,6 +1,7 @@
 """The repository's shape and conventions: what a user copies."""
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -82,6 +83,7 @@ def test_exploring_the_data_loads_no_deep_learning_libraries():
     imports = next(c.source for c in nb.cells if c.cell_type == "code" and "import" in c.source)
     probe = (f"{imports}\nimport simpsons_lib.pipeline, sys\n"
              "print(sorted(m for m in ('torch', 'torchvision', 'sklearn') if m in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO / "notebooks", capture_output=True, text=True,
-                            check=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}  # this checkout's library, as the pipeline gives its kernels
+    result = subprocess.run([sys.executable, "-c", probe], cwd=REPO / "notebooks", env=env, capture_output=True,
+                            text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
