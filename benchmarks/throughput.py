@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from simpsons_lib import experiment, params, pipeline, study, train  # noqa: E402
 from simpsons_lib.evaluate import to_device  # noqa: E402
+from simpsons_lib.io_utils import write_csv, write_text  # noqa: E402
 from simpsons_lib.paths import NOTEBOOKS_DIR, PROJECT_ROOT  # noqa: E402
 
 MODELS = {"simple_cnn": {"arch": "simple_cnn"}, "mid_cnn": {"arch": "mid_cnn"},
@@ -137,23 +138,23 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     defaults = pipeline.notebook_defaults(NOTEBOOKS_DIR / "01_simple_cnn.ipynb")
     base = {**defaults, "profile": "bench", "data_dir": args.data_dir, "device": args.device,
             "image_size": args.image_size, "num_workers": args.num_workers, "loader": args.loader, "augment": True}
-    p0 = params.validate("train", base)
-    s = study.load_study(p0, image_size=args.image_size)
+
     def model_params(name: str, batch_size: int):
         return params.validate("train", {**base, **MODELS[name], "batch_size": batch_size})
 
+    s = study.load_study(params.validate("train", base), image_size=args.image_size)
     rows = []
     for batch_size in args.batch_size:
         for name in args.models:
             rows.append(measure(name, model_params(name, batch_size), s, args.steps, args.warmup))
             print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
             if args.out:  # as it goes: a run cut short keeps what it measured
-                pd.DataFrame(rows).to_csv(args.out, index=False)
+                write_csv(args.out, pd.DataFrame(rows))
     table = pd.DataFrame(rows)
     print("\n" + table.to_string(index=False))
     if args.trace_out:  # last: nothing is timed after the profiler has run
         traces = [trace(name, model_params(name, args.batch_size[0]), s, min(args.steps, 20)) for name in args.models]
-        Path(args.trace_out).write_text("\n\n".join(traces) + "\n")
+        write_text(args.trace_out, "\n\n".join(traces) + "\n")
     if args.time_make_all:
         start = time.perf_counter()
         subprocess.run(["make", "all"], cwd=PROJECT_ROOT, check=True)

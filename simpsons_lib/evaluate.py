@@ -47,10 +47,11 @@ def predict(model: torch.nn.Module, loader, device: torch.device | str = "cpu", 
         else:
             targets.extend(target)
         probs.append(torch.softmax(logits, dim=1))
+    probs = torch.cat(probs).cpu().numpy()
     if labels:
         targets = torch.cat(labels).tolist()
-        return torch.cat(probs).cpu().numpy(), targets, loss_sum.item() / len(targets)
-    return torch.cat(probs).cpu().numpy(), targets, float("nan")
+        return probs, targets, loss_sum.item() / len(targets)
+    return probs, targets, float("nan")
 
 
 def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],

@@ -48,10 +48,10 @@ def decode_resized(path: str, size: int) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
 
 
-def decode_images(paths_: Sequence[str], size: int, out: np.ndarray | None = None,
-                  workers: int | None = None, progress: bool = True) -> np.ndarray:
-    """Decode ``paths_`` on every core (``parallel.map_chunks``) into ``out``."""
-    out = np.empty((len(paths_), 3, size, size), np.uint8) if out is None else out
+def decode_images(paths_: Sequence[str], size: int, workers: int | None = None,
+                  progress: bool = True) -> np.ndarray:
+    """Decode ``paths_`` on every core (``parallel.map_chunks``) into one array in memory."""
+    out = np.empty((len(paths_), 3, size, size), np.uint8)
     start = 0
     for block in _decoded_blocks(paths_, size, workers, progress):
         out[start:start + len(block)] = block

@@ -44,4 +44,3 @@ def map_chunks(func: Callable[[list[T]], R], items: Sequence[T], chunk: int = 64
             if i + window < len(chunks):
                 pending.append(pool.submit(func, chunks[i + window]))
             yield result
-

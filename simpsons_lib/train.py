@@ -173,7 +173,7 @@ def train_epoch(model: torch.nn.Module, batches: Iterable, optimizer: torch.opti
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
     for images, labels in batches:
-        if len(labels) == 1:  # an epoch's last batch of one image: BatchNorm cannot train on a single sample
+        if len(labels) == 1:
             continue
         images, labels = to_device(images, device), labels.to(device, non_blocking=True)
         loss, logits = train_step(model, images, labels, optimizer, loss_fn, device, amp)
