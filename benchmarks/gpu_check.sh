@@ -41,10 +41,11 @@ sed -i 's/^weights: .*/weights: null/' "$P/$PROFILE/resnet50.yaml"
 touch /tmp/sim_stamp
 [ -n "${DEADLINE:-}" ] && export MAKE_ALL_LIMIT=$((DEADLINE - SECONDS))  # DEADLINE: seconds for the whole script
 "$PYTHON" - "$OUT" "$PROFILE" "$P" "$JOBS" <<'PY'
-import json, resource, subprocess, sys, threading, time
+import json, os, resource, subprocess, sys, threading, time
 import pandas as pd
 from pathlib import Path
 out, profile, params, jobs = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+results = Path(os.environ["SIMPSONS_OUTPUTS_DIR"]) / profile  # where make writes this profile
 def host_in_use():  # the whole machine's memory in use (MemTotal - MemAvailable; the file cache is not counted)
     info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
     return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) / 2**20
@@ -61,7 +62,7 @@ def watch():
             pass
 threading.Thread(target=watch, daemon=True).start()
 start = time.perf_counter()
-limit = float(__import__("os").environ.get("MAKE_ALL_LIMIT", "600"))
+limit = float(os.environ.get("MAKE_ALL_LIMIT", "600"))
 make = ["make", f"-j{jobs}", "pipeline", f"PROFILE={profile}", f"PY={sys.executable}", "STAMP=/tmp/sim_stamp", f"PARAMS_ROOT={params}"]
 with open(out / "make_all.txt", "w") as log:
     try:
@@ -74,17 +75,17 @@ peak_host = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
 lines = [f"make -j{jobs} pipeline PROFILE={profile}: rc={rc}, wall {wall:.0f} s, peak host RSS (largest process) "
          f"{peak_host:.2f} GiB, peak host memory in use (whole machine) {host_peak[0]:.2f} GiB ({host_base:.2f} GiB "
          f"before make), peak GPU memory (nvidia-smi) {gpu_peak[0] / 1024:.1f} GiB"]
-for m in sorted((Path("/tmp/sim_outputs") / profile / "metrics").glob("*.json")):
+for m in sorted((results / "metrics").glob("*.json")):
     d = json.loads(m.read_text())
     if "micro_f1" in d and "title" in d:
         history = m.with_name(f"{d['run']}_history.csv")
         rate = pd.read_csv(history)["train_images_per_s"].median() if history.exists() else float("nan")
         lines.append(f"{d['run']:16s} val micro-F1 {d['micro_f1']:.4f} macro-F1 {d['macro_f1']:.4f} epochs {d['epochs_trained']} "
                      f"train {d['train_seconds']} s ({rate:.0f} img/s median epoch) on {d['device_name']}")
-for nb in sorted((Path("/tmp/sim_outputs") / profile / "manifests").glob("*.json")):
+for nb in sorted((results / "manifests").glob("*.json")):
     d = json.loads(nb.read_text())
     lines.append(f"{d['run']:16s} notebook {d['seconds']} s")
-for nb in sorted((Path("/tmp/sim_outputs") / profile / "notebooks").glob("*.ipynb")):
+for nb in sorted((results / "notebooks").glob("*.ipynb")):
     cells = json.loads(nb.read_text())["cells"]
     timed = sorted(((c["metadata"].get("papermill", {}).get("duration") or 0, "".join(c["source"]).split("\n")[0][:70])
                     for c in cells if c["cell_type"] == "code"), reverse=True)
