@@ -332,27 +332,26 @@ def split_train_val(
     return pd.concat([train, index[rare_mask]]).sort_index(), val.sort_index()
 
 
-def load_rgb(path: str | os.PathLike) -> Image.Image:
-    """Open any image as 3-channel RGB (grayscale, palette, RGBA, CMYK, 16-bit all convert)."""
+def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:
+    """Open any image as 3-channel RGB (grayscale, palette, RGBA, CMYK, 16-bit all convert;
+    transparency over white, 16-bit stretched to 8 bits). With ``draft_size``, a JPEG is decoded at the
+    smallest reduced scale (1/2, 1/4, 1/8) that is still at least ``draft_size`` on each side."""
     try:
         with Image.open(path) as img:
-            return to_rgb(img)
+            if draft_size is not None and img.format == "JPEG":
+                img.draft("RGB", (draft_size, draft_size))
+            img.load()
+            if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
+                img = img.convert("RGBA")
+                background = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                return Image.alpha_composite(background, img).convert("RGB")
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img, dtype=np.float64)
+                arr = (255 * (arr - arr.min()) / max(1.0, arr.max() - arr.min())).astype(np.uint8)
+                return Image.fromarray(arr).convert("RGB")
+            return img.convert("RGB")
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"Cannot read image {path}: {exc}") from exc
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """An opened image decoded as 3-channel RGB: transparency over white, 16-bit stretched to 8 bits."""
-    img.load()
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-        img = img.convert("RGBA")
-        background = Image.new("RGBA", img.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, img).convert("RGB")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(img, dtype=np.float64)
-        arr = (255 * (arr - arr.min()) / max(1.0, arr.max() - arr.min())).astype(np.uint8)
-        return Image.fromarray(arr).convert("RGB")
-    return img.convert("RGB")
 
 
 def class_counts(index: pd.DataFrame) -> pd.Series:

@@ -20,7 +20,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from . import parallel, paths
-from .data import BadImageError, files_fingerprint, to_rgb
+from .data import files_fingerprint, load_rgb
 from .io_utils import atomic_path
 
 CACHE_FORMAT = 1  # bump when decoding or resizing changes
@@ -32,14 +32,9 @@ def fingerprint(paths_: Sequence[str], size: int) -> str:
 
 
 def decode_resized(path: str, size: int) -> np.ndarray:
-    """One image as RGB uint8 ``(3, size, size)``."""
-    try:
-        with Image.open(path) as opened:  # opened and decoded once
-            if opened.format == "JPEG":
-                opened.draft("RGB", (2 * size, 2 * size))
-            img = to_rgb(opened)  # every format and mode converts as everywhere else
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise BadImageError(f"Cannot read image {path}: {exc}") from exc
+    """One image as RGB uint8 ``(3, size, size)``; a JPEG is decoded at a reduced scale of at least
+    twice ``size``, which the bilinear resize then brings down."""
+    img = load_rgb(path, draft_size=2 * size)
     img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
     return np.asarray(img, dtype=np.uint8).transpose(2, 0, 1)
 
