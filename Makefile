@@ -9,24 +9,16 @@ PY          ?= $(VENV)/bin/python
 STAMP       ?= $(VENV)/.setup-complete
 
 PROFILE     ?= full
-DATA        := $(or $(SIMPSONS_DATA_DIR),data)
 OUTPUTS     := $(or $(SIMPSONS_OUTPUTS_DIR),outputs)
-PARAMS_ROOT ?= params
-PARAMS      := $(PARAMS_ROOT)/$(PROFILE)
 OUT         := $(OUTPUTS)/$(PROFILE)
 NB          := $(OUT)/notebooks
-LIB         := $(wildcard simpsons_lib/*.py)
-COMMON      := $(wildcard $(PARAMS)/_common.yaml)
-DEMO_SCALE  ?= 0.05
-DEMO_STAMP  := $(DATA)/demo/DEMO_DATA.txt
-# The demo and smoke profiles read data/demo: its runs depend on it (and generate it when absent).
-DATA_DEP    := $(if $(filter full,$(PROFILE)),,$(DEMO_STAMP))
+PLAN        := $(OUT)/.plan/plan.mk
+# The parameter files' root travels to every process (the notebooks' kernels resolve the same files).
+PARAMS_ROOT ?= params
+export SIMPSONS_PARAMS_DIR := $(abspath $(PARAMS_ROOT))
+PIPELINE    := $(PY) -m simpsons_lib.pipeline
 
-# Each run: notebook, params file, then what it reads. The recipe for every run is the same.
-RUN = $(PY) -m simpsons_lib.pipeline run $< $(PARAMS)/$(basename $(notdir $@)).yaml $@ --profile $(PROFILE)
-DEPS = $(COMMON) $(LIB) $(DATA_DEP) | $(STAMP)
-
-.PHONY: help setup test lab data demo-data demo all pipeline clean bench
+.PHONY: help setup test lab data demo-data demo all pipeline study clean bench FORCE
 
 help: ## List the targets
 	@echo "Simpsons character study — make <target>"
@@ -47,39 +39,39 @@ lab: $(STAMP) ## Open JupyterLab on notebooks/ with the project kernel
 	$(PY) -m jupyter lab --notebook-dir=notebooks
 
 data: $(STAMP) ## Download the Kaggle data into data/kaggle (needs your Kaggle token)
-	$(PY) -m simpsons_lib.kaggle_download --out $(DATA)/kaggle
+	$(PY) -m simpsons_lib.kaggle_download --out $(or $(SIMPSONS_DATA_DIR),data)/kaggle
 
-demo-data: $(DEMO_STAMP) ## Generate the drawn demo data in data/demo (DEMO_SCALE=0.05)
-
-$(DEMO_STAMP): | $(STAMP)
-	$(PY) -m simpsons_lib.demo_data --out $(DATA)/demo --scale $(DEMO_SCALE)
+demo-data: $(STAMP) ## Generate the drawn demo data the profile reads (PROFILE=demo; DEMO_SCALE=1.0 for full size)
+	$(PIPELINE) demo-data --profile $(if $(filter full,$(PROFILE)),demo,$(PROFILE)) $(if $(DEMO_SCALE),--scale $(DEMO_SCALE))
 
 demo: ## Set up and run the whole study on the demo data (CPU is enough): outputs/demo/reports/index.html
+	@test -f $(or $(SIMPSONS_DATA_DIR),data)/demo/DEMO_DATA.txt || $(MAKE) --no-print-directory demo-data PROFILE=demo
 	$(MAKE) --no-print-directory pipeline PROFILE=demo
 
 all: ## Run the whole study on the Kaggle data (profile full; a GPU is advised)
 	$(MAKE) --no-print-directory pipeline PROFILE=full
 
-pipeline: $(OUT)/reports/index.html ## Run the notebooks of PROFILE (full, demo, smoke) and render the reports
+pipeline: $(STAMP) ## Run the notebooks of PROFILE (full, demo, smoke, or your own) and render the reports
+	$(PIPELINE) locked --profile $(PROFILE) -- $(MAKE) --no-print-directory study PROFILE=$(PROFILE)
 	@echo "Reports: $(OUT)/reports/index.html"
 
-$(NB)/eda.ipynb: notebooks/00_eda.ipynb $(PARAMS)/eda.yaml $(DEPS)
-	$(RUN)
-$(NB)/simple_cnn.ipynb: notebooks/01_simple_cnn.ipynb $(PARAMS)/simple_cnn.yaml $(DEPS)
-	$(RUN)
-$(NB)/simple_cnn_aug.ipynb: notebooks/01_simple_cnn.ipynb $(PARAMS)/simple_cnn_aug.yaml $(NB)/simple_cnn.ipynb $(DEPS)
-	$(RUN)
-$(NB)/mid_cnn.ipynb: notebooks/02_mid_cnn.ipynb $(PARAMS)/mid_cnn.yaml $(NB)/simple_cnn.ipynb $(DEPS)
-	$(RUN)
-$(NB)/resnet50.ipynb: notebooks/03_resnet50.ipynb $(PARAMS)/resnet50.yaml $(NB)/simple_cnn.ipynb $(DEPS)
-	$(RUN)
-$(NB)/report.ipynb: notebooks/04_report.ipynb $(PARAMS)/report.yaml $(NB)/simple_cnn.ipynb \
-		$(NB)/simple_cnn_aug.ipynb $(NB)/mid_cnn.ipynb $(NB)/resnet50.ipynb $(DEPS)
-	$(RUN)
+# `study` runs inside the profile's lock. The plan (the preflight: every run validated, the data found)
+# is remade first, every time; it rewrites a run's key file only when the run's inputs changed.
+ifeq ($(MAKECMDGOALS),study)
+include $(PLAN)
+endif
 
-RUNS := eda simple_cnn simple_cnn_aug mid_cnn resnet50 report
-$(OUT)/reports/index.html: $(foreach r,$(RUNS),$(NB)/$(r).ipynb) | $(STAMP)
-	$(PY) -m simpsons_lib.pipeline index $(OUT)
+$(PLAN): FORCE | $(STAMP)
+	$(PIPELINE) plan --profile $(PROFILE)
+
+study: $(OUT)/reports/index.html
+
+$(NB)/%.ipynb: $(OUT)/.plan/%.key | $(STAMP)
+	$(PIPELINE) run --profile $(PROFILE) --run $*
+
+$(OUT)/reports/index.html: $(foreach r,$(RUNS),$(NB)/$(r).ipynb) simpsons_lib/index_page.py \
+		$(wildcard simpsons_lib/templates/*) | $(STAMP)
+	$(PIPELINE) index --profile $(PROFILE)
 
 bench: $(STAMP) ## Throughput of each model: real pipeline against the GPU-resident ceiling
 	$(PY) benchmarks/throughput.py

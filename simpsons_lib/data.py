@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from . import demo_data, parallel, paths
+from . import parallel, paths
 from .io_utils import read_json, write_csv, write_json
 
 if TYPE_CHECKING:
@@ -36,12 +36,12 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".ti
 TRAIN_CANDIDATES = ("train/simpsons_dataset", "simpsons_dataset", "train/train", "train")
 TEST_CANDIDATES = ("testset/testset", "testset", "test/test", "test")
 SAMPLE_SUBMISSION = "sample_submission.csv"
-DEMO_ANSWERS = "test_answers.csv"
+DEMO_MARKER = "DEMO_DATA.txt"
 
 HOW_TO_GET_DATA = (
-    "Get the Kaggle data with `make data` (needs the kaggle CLI and your token in "
-    "~/.kaggle/kaggle.json; see README), or generate the drawn demo data with `make demo-data`. "
-    "Explicit folders can be given with the train_dir / test_dir parameters."
+    "Get the Kaggle data with `make data` (needs your Kaggle credentials; see README), or generate the "
+    "drawn demo data with `make demo-data`. A dataset of your own in the Kaggle layout: set data_dir "
+    "(and, if needed, train_dir / test_dir) in your profile's _common.yaml."
 )
 
 
@@ -61,11 +61,7 @@ class DatasetLayout:
     train_dir: Path
     test_dir: Path | None
     sample_submission: Path | None
-    answers: Path | None  # true test labels; only the demo data has them
-
-    @property
-    def is_demo(self) -> bool:
-        return self.answers is not None
+    is_demo: bool = False  # the drawn demo data (its folder holds the generator's DEMO_DATA.txt)
 
 
 @dataclass
@@ -125,18 +121,22 @@ def find_layout(
         )
     test = pick(test_dir, TEST_CANDIDATES, _has_images)
     base = next((r for r in roots if train.is_relative_to(r)), root)
-    sample = base / SAMPLE_SUBMISSION
-    answers = base / DEMO_ANSWERS
-    return DatasetLayout(
-        root=base,
-        train_dir=train,
-        test_dir=test,
-        sample_submission=sample if sample.is_file() else None,
-        answers=answers if answers.is_file() else None,
-    )
+    return DatasetLayout(root=base, train_dir=train, test_dir=test,
+                         sample_submission=find_sample_submission(base, train, test),
+                         is_demo=(base / DEMO_MARKER).is_file() or (root / DEMO_MARKER).is_file())
+
+
+def find_sample_submission(root: Path, *folders: Path | None) -> Path | None:
+    """``sample_submission.csv`` wherever it lies: in the data folder, else in the test or training folder
+    or up to two folders above them (nearest first), as Kaggle zips and hand-made copies place it."""
+    candidates = [root]
+    for folder in filter(None, folders):
+        candidates += [folder, *list(folder.parents)[:2]]
+    return next((f / SAMPLE_SUBMISSION for f in dict.fromkeys(candidates) if (f / SAMPLE_SUBMISSION).is_file()), None)
 
 
 def resolve_data_dir(p) -> Path:
+    """The run's data folder: ``data_dir`` (relative to the project), or data/demo or data/kaggle."""
     if p.get("data_dir"):
         d = Path(p["data_dir"]).expanduser()
         return d if d.is_absolute() else paths.PROJECT_ROOT / d
@@ -144,16 +144,20 @@ def resolve_data_dir(p) -> Path:
 
 
 def find_study_layout(p) -> DatasetLayout:
-    """The run's dataset layout; demo data is generated first when the demo folder is empty."""
-    root = resolve_data_dir(p)
-    try:
-        return find_layout(root, p.get("train_dir"), p.get("test_dir"))
-    except DatasetNotFoundError:
-        if p["dataset"] != "demo" or p.get("data_dir") or (root.exists() and any(root.iterdir())):
-            raise
-        log.warning("No demo data in %s: generating it (scale %s)", root, p["demo_scale"])
-        demo_data.generate(root, scale=p["demo_scale"], seed=0)
-        return find_layout(root, p.get("train_dir"), p.get("test_dir"))
+    """The run's dataset layout. Finding has no side effects: missing data is an error saying how to get
+    it (``make demo-data`` generates the demo data, ``make data`` downloads the Kaggle data)."""
+    return find_layout(resolve_data_dir(p), p.get("train_dir"), p.get("test_dir"))
+
+
+def answers_file(p, layout: DatasetLayout) -> Path | None:
+    """The ``answers`` CSV (true test labels, relative to the data folder), or None when not set."""
+    if not p.get("answers"):
+        return None
+    path = Path(p["answers"]).expanduser()
+    path = path if path.is_absolute() else layout.root / path
+    if not path.is_file():
+        raise FileNotFoundError(f"answers: no such file {path} (the true test labels, Id,Expected)")
+    return path
 
 
 def natural_key(name: str) -> list:
@@ -356,6 +360,15 @@ def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Im
 
 def class_counts(index: pd.DataFrame) -> pd.Series:
     return index["class_name"].value_counts().sort_values(ascending=False)
+
+
+def describe_counts(counts: pd.Series) -> str:
+    """The class balance in words, as measured (``class_counts``)."""
+    top, bottom = counts.index[0], counts.index[-1]
+    half = int((counts.cumsum() < counts.sum() / 2).sum()) + 1
+    return (f"{len(counts)} classes, {int(counts.sum())} images: from {int(counts[top])} ({top}) down to "
+            f"{int(counts[bottom])} ({bottom}), {counts[top] / max(1, counts[bottom]):.0f} times fewer; "
+            f"median {counts.median():.0f}. The {half} largest classes hold half of the images.")
 
 
 def image_stats(index: pd.DataFrame, sample: int | None = None, seed: int = 0) -> pd.DataFrame:

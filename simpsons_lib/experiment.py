@@ -7,11 +7,11 @@ import platform
 import pandas as pd
 import torch
 
-from . import evaluate, train
+from . import evaluate, params, train
 from .datasets import DeviceBatchLoader
 from .io_utils import read_json, write_csv, write_json
 from .models import build_model, count_parameters
-from .paths import RunPaths
+from .paths import RunPaths, StudyPaths
 from .study import StudyData
 from .transforms import BatchAugment, PerClassTransform, eval_transform, labels_of, worst_classes_from_metrics
 
@@ -21,7 +21,7 @@ def worst_classes(p, rp: RunPaths, classes: list[str]) -> list[str]:
     ``worst_from_run``'s per-class validation F1 (``worst_k`` lowest and/or below ``worst_below``)."""
     chosen = list(p["worst_classes"])
     if p["worst_from_run"]:
-        source = rp.metrics / f"{p['worst_from_run']}.json"
+        source = rp.study.run(p["worst_from_run"]).metrics_json
         if not source.exists():
             raise FileNotFoundError(
                 f"worst_from_run: {source} does not exist; run {p['worst_from_run']!r} first "
@@ -74,9 +74,8 @@ def train_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, worst
     val_loader = make_val_loader(p, study, device)
     optimizer = train.build_optimizer(model, p["optimizer"], p["lr"], p["weight_decay"], p["momentum"])
     scheduler = train.build_scheduler(optimizer, p["scheduler"], p["epochs"], p["step_size"], p["gamma"])
-    meta = {k: v for k, v in p.items() if k not in ("resume", "num_workers", "device")}
-    meta["worst_classes_used"] = worst
-    meta["loader_used"] = loader_kind(p, device, study)
+    meta = {**params.training_values(p), "worst_classes_used": worst, "loader_used": loader_kind(p, device, study),
+            "data": study.fingerprint}
     return train.fit(model, train_loader, val_loader, epochs=p["epochs"], optimizer=optimizer, scheduler=scheduler,
                      device=device, amp=p["amp"], monitor=p["monitor"], patience=p["patience"],
                      checkpoint_dir=rp.models, history_csv=rp.history_csv, classes=study.classes, meta=meta,
@@ -105,25 +104,25 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
     return metrics, predictions
 
 
-def load_run_metrics(rp: RunPaths, runs: list[str]) -> dict[str, dict]:
+def load_run_metrics(study: StudyPaths, runs: list[str]) -> dict[str, dict]:
     """Saved metrics of ``runs`` (in order); a missing one fails naming its file."""
     out = {}
     for run in runs:
-        path = rp.metrics / f"{run}.json"
+        path = study.run(run).metrics_json
         if not path.exists():
             raise FileNotFoundError(f"runs: no metrics for run {run!r} at {path}; run its notebook first")
         out[run] = read_json(path)
     return out
 
 
-def load_predictions(rp: RunPaths, run: str) -> pd.DataFrame:
+def load_predictions(study: StudyPaths, run: str) -> pd.DataFrame:
     """A run's per-image validation predictions (``evaluate.prediction_frame``)."""
-    return pd.read_csv(rp.metrics / f"{run}_val_predictions.csv")
+    return pd.read_csv(study.run(run).predictions_csv)
 
 
-def load_trained_model(rp: RunPaths, run: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
+def load_trained_model(study: StudyPaths, run: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
     """Rebuild a run's model from its best checkpoint (architecture from the saved parameters)."""
-    path = rp.profile_dir / "models" / run / "best.pt"
+    path = study.run(run).best_checkpoint
     if not path.exists():
         raise FileNotFoundError(f"submission_run: no checkpoint for run {run!r} at {path}")
     ckpt = train.load_checkpoint(path)
@@ -134,3 +133,48 @@ def load_trained_model(rp: RunPaths, run: str, device: torch.device) -> tuple[to
     model.load_state_dict(ckpt["model_state"])
     return model.to(device).eval(), ckpt
 
+
+
+def describe_augmentation(p, worst: list[str]) -> str:
+    """What the run's augmentation does, in words."""
+    from .transforms import describe_policies
+
+    if not p["augment"]:
+        return "No augmentation: every training image is only resized and normalised."
+    source = f" (the {p['worst_k'] or ''} weakest of run {p['worst_from_run']})" if p["worst_from_run"] else ""
+    return (f"Per-class augmentation ({describe_policies()}).\nStrong policy for {len(worst)} classes{source}: "
+            f"{', '.join(worst) or 'none'}; mild for the others.")
+
+
+def worst_classes_table(p, rp: RunPaths, worst: list[str]) -> pd.DataFrame:
+    """Why the strong classes were chosen: their validation F1 and support in ``worst_from_run``, with that
+    run's median over the classes it validated."""
+    if not p["worst_from_run"]:
+        return pd.DataFrame({"class": worst, "chosen by": "worst_classes"})
+    per_class = read_json(rp.study.run(p["worst_from_run"]).metrics_json)["per_class"]
+    validated = [v["f1"] for v in per_class.values() if v.get("support", 0) > 0 and v["f1"] is not None]
+    median = float(pd.Series(validated).median()) if validated else float("nan")
+    rows = [{"class": c, f"F1 in {p['worst_from_run']}": per_class[c]["f1"], "validation images":
+             per_class[c]["support"], "median class F1": round(median, 4)} for c in worst if c in per_class]
+    return pd.DataFrame(rows)
+
+
+def describe_runs(metrics_by_run: dict[str, dict]) -> str:
+    """The evolution in words, as measured: each run's micro- and macro-F1 against the first run's, and
+    which transfer runs had no pretrained weights (so show mechanics, not transfer)."""
+    runs = list(metrics_by_run)
+    if not runs:
+        return "No runs."
+    base = metrics_by_run[runs[0]]
+    lines = []
+    for run in runs:
+        m = metrics_by_run[run]
+        delta = "" if run == runs[0] else f" ({m['micro_f1'] - base['micro_f1']:+.3f} micro-F1 against {runs[0]})"
+        lines.append(f"{m['title']}: micro-F1 {m['micro_f1']:.3f}, macro-F1 {m['macro_f1']:.3f}{delta}")
+        p = m.get("params", {})
+        if p.get("arch") == "transfer" and not p.get("weights"):
+            lines.append(f"  {run} ran without pretrained weights: its frozen {p.get('backbone')} features are "
+                         "random, so it shows the mechanics of fine-tuning, not transfer learning.")
+    best = max(runs, key=lambda r: metrics_by_run[r]["micro_f1"])
+    lines.append(f"Best by validation micro-F1: {metrics_by_run[best]['title']}.")
+    return "\n".join(lines)

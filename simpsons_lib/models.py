@@ -227,3 +227,48 @@ def summary(model: nn.Module, input_size: int) -> str:
     if isinstance(model, TransferModel):
         return head + f"\nbackbone {model.backbone_name}; trainable: {', '.join(trainable_modules(model))}\nhead: {model.head}"
     return head + "\n" + str(model)
+
+
+def describe_weights(weights: str | None) -> str:
+    if weights is None:
+        return "random initial weights (weights: null): the frozen stages hold no learned features"
+    if _is_path(weights):
+        return f"the state-dict file {weights}"
+    return f"torchvision's {weights} weights (ImageNet)"
+
+
+def head_shape(model: TransferModel) -> str:
+    """The new head's widths, read from its linear layers, e.g. ``2048 -> 512 -> 42``."""
+    linears = [m for m in model.head if isinstance(m, nn.Linear)]
+    return " -> ".join(str(w) for w in [linears[0].in_features, *(m.out_features for m in linears)])
+
+
+def describe_transfer(model: nn.Module, weights: str | None) -> str:
+    """What a transfer model trains, from the model itself (any other model: its summary line)."""
+    if not isinstance(model, TransferModel):
+        return summary(model, 0).splitlines()[0]
+    counts = count_parameters(model)
+    return (f"{model.backbone_name} with {describe_weights(weights)}.\n"
+            f"Trained: {', '.join(trainable_modules(model))} ({counts['trainable']:,} parameters); frozen: "
+            f"{counts['frozen']:,} parameters.\nNew head: {head_shape(model)}.")
+
+
+def stage_table(model: nn.Module):
+    """One row per top-level stage of the network: parameters, and whether they train or stay frozen."""
+    import pandas as pd
+
+    net = model.net if isinstance(model, TransferModel) else model
+    stages = []
+    for name, child in net.named_children():
+        if isinstance(child, nn.Sequential) and name == "features" and len(child) > 2:
+            stages += [(f"features.{i}", block) for i, block in enumerate(child)]
+        else:
+            stages.append((name, child))
+    rows = []
+    for name, module in stages:
+        n = sum(p.numel() for p in module.parameters())
+        if n == 0:
+            continue
+        trains = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        rows.append({"stage": name, "parameters": n, "trains": "yes" if trains == n else "no" if trains == 0 else "partly"})
+    return pd.DataFrame(rows)

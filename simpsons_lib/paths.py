@@ -1,7 +1,8 @@
 """The one place that knows where things live.
 
-``SIMPSONS_DATA_DIR`` and ``SIMPSONS_OUTPUTS_DIR`` override the defaults (``data/`` and ``outputs/``
-under the project root); everything else is derived from these.
+``SIMPSONS_DATA_DIR``, ``SIMPSONS_OUTPUTS_DIR`` and ``SIMPSONS_PARAMS_DIR`` override the defaults
+(``data/``, ``outputs/`` and ``params/`` under the project root). ``StudyPaths(profile)`` answers every
+path of a profile's outputs, and ``StudyPaths.run(name)`` every path of one of its runs.
 """
 
 from __future__ import annotations
@@ -24,6 +25,11 @@ def outputs_dir() -> Path:
     return Path(os.environ.get("SIMPSONS_OUTPUTS_DIR", PROJECT_ROOT / "outputs")).resolve()
 
 
+def params_dir() -> Path:
+    """Root of the profiles' parameter files (``params/<profile>/``)."""
+    return Path(os.environ.get("SIMPSONS_PARAMS_DIR", PARAMS_DIR)).resolve()
+
+
 def kaggle_data_dir() -> Path:
     return data_dir() / "kaggle"
 
@@ -37,70 +43,90 @@ def cache_dir() -> Path:
     return outputs_dir() / "cache"
 
 
-class RunPaths:
-    """Where one run (e.g. ``simple_cnn_aug``) of one profile (e.g. ``demo``) writes its outputs."""
+class StudyPaths:
+    """Every path of one profile's outputs (``outputs/<profile>/``)."""
 
-    def __init__(self, profile: str, run: str, root: Path | None = None):
+    def __init__(self, profile: str, root: str | os.PathLike | None = None):
         self.profile = profile
-        self.run = run
-        self.profile_dir = Path(root) if root is not None else outputs_dir() / profile
+        self.dir = Path(root) if root is not None else outputs_dir() / profile
 
-    @property
-    def figures(self) -> Path:
-        return self.profile_dir / "figures"
+    notebooks = property(lambda self: self.dir / "notebooks")
+    reports = property(lambda self: self.dir / "reports")
+    figures = property(lambda self: self.dir / "figures")
+    metrics = property(lambda self: self.dir / "metrics")
+    models = property(lambda self: self.dir / "models")
+    manifests = property(lambda self: self.dir / "manifests")
+    plan = property(lambda self: self.dir / ".plan")  # make's view: run keys and dependencies
+    lock = property(lambda self: self.dir / ".lock")
+    submission_csv = property(lambda self: self.dir / "submission.csv")
+    submission_json = property(lambda self: self.metrics / "submission.json")
+    evolution_csv = property(lambda self: self.metrics / "evolution.csv")
+    index_html = property(lambda self: self.reports / "index.html")
 
-    @property
-    def metrics(self) -> Path:
-        return self.profile_dir / "metrics"
+    def run(self, name: str) -> RunPaths:
+        return RunPaths(self, name)
 
-    @property
-    def models(self) -> Path:
-        return self.profile_dir / "models" / self.run
-
-    @property
-    def reports(self) -> Path:
-        return self.profile_dir / "reports"
-
-    @property
-    def manifests(self) -> Path:
-        return self.profile_dir / "manifests"
-
-    @property
-    def notebooks(self) -> Path:
-        return self.profile_dir / "notebooks"
-
-    def figure(self, name: str) -> Path:
-        return self.figures / f"{self.run}_{name}.png"
-
-    @property
-    def metrics_json(self) -> Path:
-        return self.metrics / f"{self.run}.json"
-
-    @property
-    def history_csv(self) -> Path:
-        return self.metrics / f"{self.run}_history.csv"
-
-    @property
-    def predictions_csv(self) -> Path:
-        return self.metrics / f"{self.run}_val_predictions.csv"
-
-    @property
-    def submission_csv(self) -> Path:
-        return self.profile_dir / "submission.csv"
-
-    def files(self) -> list[Path]:
-        """Everything this run has written so far (figures, metrics, checkpoints), sorted."""
-        found = [p for d in (self.figures, self.metrics) for p in d.glob(f"{self.run}[_.]*")]
-        found += list(self.models.glob("*")) if self.models.exists() else []
-        return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
-
-    def make_dirs(self) -> "RunPaths":
-        for d in (self.figures, self.metrics, self.models, self.reports, self.manifests, self.notebooks):
+    def make_dirs(self) -> StudyPaths:
+        for d in (self.notebooks, self.reports, self.figures, self.metrics, self.models, self.manifests):
             d.mkdir(parents=True, exist_ok=True)
         return self
 
 
-def run_paths(p, run: str | None = None) -> RunPaths:
-    """Output folders of a run of profile ``p["profile"]`` (``outputs/<profile>/...``), created; ``run``
-    defaults to ``p["run_name"]``."""
-    return RunPaths(p["profile"], run or p["run_name"]).make_dirs()
+class RunPaths:
+    """Every path of one run (e.g. ``simple_cnn_aug``) of a profile."""
+
+    def __init__(self, study: StudyPaths, run: str):
+        self.study = study
+        self.run = run
+
+    @property
+    def profile(self) -> str:
+        return self.study.profile
+
+    @property
+    def profile_dir(self) -> Path:
+        return self.study.dir
+
+    figures = property(lambda self: self.study.figures)
+    metrics = property(lambda self: self.study.metrics)
+    reports = property(lambda self: self.study.reports)
+    models = property(lambda self: self.study.models / self.run)
+    best_checkpoint = property(lambda self: self.models / "best.pt")
+    last_checkpoint = property(lambda self: self.models / "last.pt")
+    model_file = property(lambda self: self.models / "model.pt")  # the weights-only export
+    metrics_json = property(lambda self: self.metrics / f"{self.run}.json")
+    history_csv = property(lambda self: self.metrics / f"{self.run}_history.csv")
+    predictions_csv = property(lambda self: self.metrics / f"{self.run}_val_predictions.csv")
+    bad_images_csv = property(lambda self: self.metrics / f"{self.run}_bad_images.csv")
+    manifest = property(lambda self: self.study.manifests / f"{self.run}.json")
+    notebook = property(lambda self: self.study.notebooks / f"{self.run}.ipynb")
+    running_notebook = property(lambda self: self.study.notebooks / f"{self.run}.running.ipynb")
+    failed_notebook = property(lambda self: self.study.notebooks / f"{self.run}.FAILED.ipynb")
+    report_html = property(lambda self: self.reports / f"{self.run}.html")
+    reader_html = property(lambda self: self.reports / f"{self.run}_reader.html")
+    key_file = property(lambda self: self.study.plan / f"{self.run}.key")
+
+    def figure(self, name: str) -> Path:
+        return self.figures / f"{self.run}_{name}.png"
+
+    def files(self) -> list[Path]:
+        """Everything this run has written so far (figures, metrics, checkpoints), sorted."""
+        found = [p for d in (self.figures, self.metrics) if d.is_dir() for p in d.glob(f"{self.run}[_.]*")]
+        found += list(self.models.glob("*")) if self.models.is_dir() else []
+        return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
+
+    def results(self) -> list[Path]:
+        """What a finished run presents as its results (not its checkpoints): removed when it starts
+        again, so a failure never leaves the previous results looking current."""
+        own = [p for p in self.files() if p.parent != self.models]
+        return own + [self.manifest, self.notebook, self.report_html, self.reader_html]
+
+    def make_dirs(self) -> RunPaths:
+        self.study.make_dirs()
+        self.models.mkdir(parents=True, exist_ok=True)
+        return self
+
+
+def run_paths(p) -> RunPaths:
+    """The folders of the run ``p`` (validated parameters) writes to, created."""
+    return StudyPaths(p["profile"]).run(p["run_name"]).make_dirs()

@@ -1,28 +1,32 @@
-"""The papermill pipeline: validate a run's parameters, execute its notebook, write its manifest and
-render its HTML reports; build the index page. The Makefile calls this, one run per target:
+"""The papermill pipeline behind ``make``: plan a profile, execute its runs' notebooks, render reports.
 
-    python -m simpsons_lib.pipeline run notebooks/01_simple_cnn.ipynb params/demo/simple_cnn.yaml \\
-        outputs/demo/notebooks/simple_cnn.ipynb --profile demo
-    python -m simpsons_lib.pipeline index outputs/demo
+    python -m simpsons_lib.pipeline plan  --profile demo   # validate every run, find the data, write .plan/
+    python -m simpsons_lib.pipeline run   --profile demo --run mid_cnn
+    python -m simpsons_lib.pipeline index --profile demo
+    python -m simpsons_lib.pipeline locked --profile demo -- make study PROFILE=demo
+    python -m simpsons_lib.pipeline demo-data --profile demo
 
-A failed run leaves ``<run>.FAILED.ipynb`` (with papermill's error banner) and no ``<run>.ipynb``,
-so make stops and nothing downstream runs.
+``plan`` is the preflight: it resolves and validates every run of the profile, checks that the runs a
+run reads exist, finds the data and fingerprints it, and writes each run's key file (``record``) and
+the dependencies between runs for make. ``run`` executes one notebook with ``profile`` and ``run`` as
+its only parameters (the kernel resolves the same values from the same files). A run that starts
+removes its previous results; a failed run leaves ``<run>.FAILED.ipynb`` and no results that look
+current. One pipeline at a time per outputs folder: ``locked`` holds the profile's lock while make runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import hashlib
-import html
+import contextlib
+import fcntl
 import json
 import os
-import platform
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 
 # nbformat imports jsonschema, which also imports rfc3987_syntax when it is installed (Jupyter's own
@@ -30,260 +34,243 @@ from pathlib import Path
 # Notebook schemas use no IRI formats, so this process goes without it (jsonschema allows its absence).
 sys.modules.setdefault("rfc3987_syntax", None)
 
-import nbformat  # noqa: E402
+from . import index_page, kernel, manifest, params, paths, record  # noqa: E402
+from .data import DatasetNotFoundError, find_study_layout, resolve_data_dir  # noqa: E402
+from .io_utils import read_json, write_text  # noqa: E402
+from .params import ParameterError  # noqa: E402
 
-from . import paths  # noqa: E402
-from .io_utils import read_json, write_json, write_text  # noqa: E402
-from .params import ParameterError, load_run_params, validate  # noqa: E402
-
-KERNEL_NAME = "simpsons-study"
-PACKAGES = ("torch", "torchvision", "numpy", "pillow", "scikit-learn", "scikit-image", "pandas", "matplotlib",
-            "seaborn", "papermill", "nbconvert", "simpsons-lib")
+LOCK_ENV = "SIMPSONS_PIPELINE_LOCK"
 
 
-def notebook_kind(notebook: Path) -> str:
-    """``eda``, ``train`` or ``report``, from the notebook's ``simpsons.kind`` metadata."""
-    nb = nbformat.read(notebook, as_version=4)
-    try:
-        return nb.metadata["simpsons"]["kind"]
-    except KeyError:
-        raise ParameterError(f"{notebook}: no simpsons.kind in its metadata") from None
+class PipelineError(RuntimeError):
+    """A run cannot start or did not finish; the message is one line naming the run and the cause."""
 
 
-def notebook_defaults(notebook: Path) -> dict:
-    """The literals of the notebook's ``parameters`` cell, as papermill reads them."""
-    import papermill
+# --- the lock ---------------------------------------------------------------------------------------
 
-    found = papermill.inspect_notebook(str(notebook))
-    if not found:
-        raise ParameterError(f"{notebook}: no cell tagged 'parameters'")
-    out = {}
-    for name, info in found.items():
+@contextlib.contextmanager
+def profile_lock(study: paths.StudyPaths):
+    """Hold ``outputs/<profile>/.lock`` (re-entrant for the pipeline's own child processes)."""
+    lock = study.lock
+    if os.environ.get(LOCK_ENV) == str(lock):
+        yield
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
         try:
-            out[name] = ast.literal_eval(info["default"])
-        except (ValueError, SyntaxError):
-            raise ParameterError(f"{notebook}: parameter {name!r} is not a plain literal: {info['default']}") from None
-    return out
-
-
-def resolve_params(notebook: Path, params_file: Path, profile: str, run: str) -> tuple[str, dict]:
-    """The complete, validated parameters of one run: the notebook's defaults under the profile's
-    ``_common.yaml`` under the run's file, plus ``profile`` and (for training) ``run_name``."""
-    kind = notebook_kind(notebook)
-    defaults = notebook_defaults(notebook)
-    overrides = load_run_params(params_file, kind)
-    for key in overrides:
-        if key not in defaults:
-            raise ParameterError(f"{params_file}: parameter {key!r} is not in {notebook.name}'s parameters cell")
-    for key, value in (("profile", profile), ("run_name", run)):
-        if key in defaults:
-            if key in overrides and overrides[key] != value:
-                raise ParameterError(f"{params_file}: parameter {key!r} is {overrides[key]!r} but this run is {value!r}")
-            overrides[key] = value
-    try:
-        validate(kind, {**defaults, **overrides})
-    except ParameterError as exc:
-        raise ParameterError(f"{params_file}: {exc}") from None
-    return kind, {**defaults, **overrides}
-
-
-def ensure_kernel() -> str:
-    """The project environment's own kernel (installed into this environment if missing)."""
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    if KERNEL_NAME not in KernelSpecManager().find_kernel_specs():
-        from ipykernel.kernelspec import install
-
-        install(kernel_name=KERNEL_NAME, display_name="Python (simpsons-study)", prefix=sys.prefix)
-    return KERNEL_NAME
-
-
-def prepare_kernel_environment() -> None:
-    """Set what the notebook kernels inherit from this process: no progress-bar lines in executed
-    notebooks, and this checkout first on their ``PYTHONPATH``, so they import the same library as
-    this process (otherwise a kernel imports whichever ``simpsons_lib`` its environment finds, e.g. an
-    editable install made from another copy of the repository)."""
-    os.environ["SIMPSONS_PROGRESS"] = "0"
-    root = str(paths.PROJECT_ROOT)
-    rest = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
-    os.environ["PYTHONPATH"] = os.pathsep.join([root, *rest])
-
-
-def kernel_client_config():
-    """Encrypt the local kernel connection (CurveZMQ) where pyzmq and jupyter_client support it; recent
-    ipykernels otherwise warn at every start that the connection is plain TCP."""
-    import zmq
-    from jupyter_client.manager import KernelManager
-    from traitlets.config import Config
-
-    config = Config()
-    if zmq.has("curve") and KernelManager.class_traits().get("transport_encryption") is not None:
-        config.KernelManager.transport_encryption = "auto"  # only for kernelspecs that declare support
-    return config
-
-
-def git_commit() -> dict:
-    def git(*args):
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise PipelineError(f"another pipeline is running on {study.dir} ({holder}); wait for it to finish "
+                                "or stop it, then run make again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, started {datetime.now().isoformat(timespec='seconds')}\n")
+        f.flush()
+        os.environ[LOCK_ENV] = str(lock)
         try:
-            return subprocess.run(["git", *args], cwd=paths.PROJECT_ROOT, capture_output=True, text=True,
-                                  timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    return {"commit": git("rev-parse", "HEAD") or None, "dirty": bool(git("status", "--porcelain", "--", "simpsons_lib", "notebooks", "params"))}
+            yield
+        finally:
+            os.environ.pop(LOCK_ENV, None)
+            f.truncate(0)
 
 
-def package_versions() -> dict:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+def locked(profile: str, command: list[str]) -> int:
+    """Run ``command`` (make) while holding the profile's lock; its children inherit the lock."""
+    with profile_lock(paths.StudyPaths(profile)):
+        return subprocess.call(command)
 
 
-def data_fingerprint(params: dict) -> dict:
-    """Hash of the dataset's file names and sizes (not contents: fast on 21k files)."""
-    from .data import find_study_layout
+# --- plan (preflight) -------------------------------------------------------------------------------
 
-    layout = find_study_layout(params)
-    h = hashlib.sha1()
-    n = 0
-    for folder in filter(None, (layout.train_dir, layout.test_dir)):
-        for p in sorted(folder.rglob("*")):
-            if p.is_file():
-                h.update(f"{p.relative_to(folder)}|{p.stat().st_size}\n".encode())
-                n += 1
-    return {"root": str(layout.root), "files": n, "sha1": h.hexdigest(), "demo": layout.is_demo}
+def plan(profile: str) -> dict[str, dict]:
+    """Validate every run of ``profile``, find its data, and write ``.plan/<run>.key`` (only when changed)
+    and ``.plan/plan.mk`` (the run list and dependencies). Returns each run's keys."""
+    study = paths.StudyPaths(profile)
+    runs = params.profile_runs(profile)
+    resolved = {run: params.resolve(profile, run) for run in runs}
+    for run, p in resolved.items():
+        for upstream in params.upstream_runs(p):
+            if upstream not in resolved:
+                raise ParameterError(f"{paths.params_dir() / profile / (run + '.yaml')}: run {upstream!r} (named "
+                                     f"by a parameter) is not a run of profile {profile!r}: {', '.join(runs)}")
+    data = {}
+    for p in resolved.values():
+        root = resolve_data_dir(p)
+        if root not in data:
+            layout = find_study_layout(p)
+            data[root] = {"root": str(layout.root), "demo": layout.is_demo,
+                          **record.data_fingerprint([layout.train_dir, layout.test_dir])}
+    keys = {}
+    for run, p in resolved.items():
+        d = data[resolve_data_dir(p)]
+        keys[run] = {
+            "training": record.training_fingerprint(params.training_values(p), d["sha1"]) if p.kind == "train" else None,
+            "render": record.render_fingerprint(p, paths.PROJECT_ROOT / p.notebook),
+            "data": d["sha1"],
+        }
+        record.write_if_changed(study.run(run).key_file, json.dumps(keys[run], indent=1) + "\n")
+    lines = [f"RUNS := {' '.join(runs)}"]
+    for run, p in resolved.items():
+        upstream = params.upstream_runs(p)
+        if upstream:
+            lines.append(f"$(NB)/{run}.ipynb: {' '.join(f'$(NB)/{u}.ipynb' for u in upstream)}")
+    record.write_if_changed(study.plan / "plan.mk", "\n".join(lines) + "\n")
+    return keys
 
 
-def render_html(executed: Path, reports_dir: Path, run: str) -> list[Path]:
+# --- one run ----------------------------------------------------------------------------------------
+
+def render_html(executed: Path, rp: paths.RunPaths) -> None:
     """``<run>.html`` (with code) and ``<run>_reader.html`` (code-free, nbconvert's --no-input)."""
+    import nbformat
     from nbconvert import HTMLExporter
 
     nb = nbformat.read(executed, as_version=4)
-    written = []
-    for suffix, exclude in (("", False), ("_reader", True)):
+    for target, exclude in ((rp.report_html, False), (rp.reader_html, True)):
         exporter = HTMLExporter(exclude_input=exclude, exclude_input_prompt=exclude, exclude_output_prompt=exclude)
         body, _ = exporter.from_notebook_node(nb)
-        written.append(write_text(reports_dir / f"{run}{suffix}.html", body))
-    return written
+        write_text(target, body)
 
 
-def run_notebook(notebook: Path, params_file: Path, output: Path, profile: str) -> Path:
+def _remove(files) -> None:
+    for f in files:
+        Path(f).unlink(missing_ok=True)
+
+
+def _results(rp: paths.RunPaths, kind: str) -> list[Path]:
+    extra = [rp.study.submission_csv, rp.study.submission_json, rp.study.evolution_csv] if kind == "report" else []
+    return rp.results() + extra
+
+
+def _keep_failed_notebook(running: Path, failed: Path) -> None:
+    """Keep the executed notebook as ``<run>.FAILED.ipynb`` when it is valid JSON; else remove it."""
+    try:
+        json.loads(running.read_text(encoding="utf-8"))
+        os.replace(running, failed)
+    except (OSError, ValueError):
+        running.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _printing_progress(study: paths.StudyPaths, run: str):
+    """A progress file the kernel appends epoch events to, printed here as they arrive."""
+    study.plan.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"{run}.", suffix=".progress", dir=study.plan)
+    os.close(fd)
+    stop = threading.Event()
+    thread = None
+    try:
+        from . import progress
+    except ImportError:
+        progress = None
+    if progress is not None:
+        thread = threading.Thread(target=progress.follow, args=(name, stop), daemon=True)
+        thread.start()
+    try:
+        yield name
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(timeout=5)
+        Path(name).unlink(missing_ok=True)
+
+
+def run_notebook(profile: str, run: str) -> Path:
+    """Execute ``run`` of ``profile``: its notebook with ``profile`` and ``run`` injected, then its manifest
+    and HTML reports. The executed notebook appears last, only when everything succeeded."""
     import papermill
 
-    run = output.stem
-    kind, values = resolve_params(notebook, params_file, profile, run)
-    data = data_fingerprint(values)  # also fails early, saying how to get the data, when it is missing
-    profile_dir = output.parent.parent
-    failed = output.with_name(f"{run}.FAILED.ipynb")
-    running = output.with_name(f"{run}.running.ipynb")
-    for stale in (failed, running, output):
-        stale.unlink(missing_ok=True)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    prepare_kernel_environment()
-    started = datetime.now(timezone.utc)
-    t0 = time.perf_counter()
-    print(f"[{run}] {notebook.name} with {params_file} ...", flush=True)
-    try:
-        # shutdown_kernel="immediate": every output has arrived and every file is written when the last
-        # cell ends; a graceful exit of a kernel holding torch & co. only adds 2-3 s to each run.
-        papermill.execute_notebook(str(notebook), str(running), parameters=values, kernel_name=ensure_kernel(),
-                                   cwd=str(notebook.parent), progress_bar=False, config=kernel_client_config(),
-                                   shutdown_kernel="immediate")
-    except papermill.PapermillExecutionError as exc:
-        os.replace(running, failed)
-        raise SystemExit(f"[{run}] FAILED in cell {exc.exec_count}: {exc.ename}: {exc.evalue}\n"
-                         f"The executed notebook with the error is {failed}") from None
-    seconds = time.perf_counter() - t0
-    metrics_path = profile_dir / "metrics" / f"{run}.json"
-    metrics = read_json(metrics_path) if metrics_path.exists() and kind == "train" else {}
-    manifest = {
-        "run": run, "kind": kind, "notebook": str(notebook.relative_to(paths.PROJECT_ROOT) if notebook.is_absolute() else notebook),
-        "params_file": str(params_file), "parameters": values, "git": git_commit(), "packages": package_versions(),
-        "device": metrics.get("device"), "device_name": metrics.get("device_name"), "host": platform.node(),
-        "data": data, "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(seconds, 1),
-    }
-    write_json(profile_dir / "manifests" / f"{run}.json", manifest)
-    render_html(running, profile_dir / "reports", run)
-    os.replace(running, output)  # last: the target exists only when everything above succeeded
-    print(f"[{run}] done in {seconds:.0f} s -> {output}", flush=True)
-    return output
+    study = paths.StudyPaths(profile)
+    with profile_lock(study):
+        p = params.resolve(profile, run)
+        layout = find_study_layout(p)
+        keys = plan(profile)[run] if not study.run(run).key_file.is_file() else read_json(study.run(run).key_file)
+        rp = study.run(run).make_dirs()
+        _remove(_results(rp, p.kind) + [rp.failed_notebook, rp.running_notebook])
+        notebook = paths.PROJECT_ROOT / p.notebook
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        print(f"[{run}] {p.notebook} ...", flush=True)
+        try:
+            with _printing_progress(study, run) as progress_file:
+                kernel.prepare_environment(progress_file)
+                # shutdown_kernel="immediate": every output has arrived and every file is written when the
+                # last cell ends; a graceful exit of a kernel holding torch & co. only adds 2-3 s a run.
+                papermill.execute_notebook(str(notebook), str(rp.running_notebook),
+                                           parameters={"profile": profile, "run": run},
+                                           kernel_name=kernel.ensure_kernel(), cwd=str(notebook.parent),
+                                           progress_bar=False, config=kernel.client_config(),
+                                           shutdown_kernel="immediate")
+            metrics = read_json(rp.metrics_json) if p.kind == "train" and rp.metrics_json.is_file() else None
+            seconds = time.perf_counter() - t0
+            manifest.write(rp.manifest, run=run, kind=p.kind, notebook=p.notebook, parameters=dict(p), keys=keys,
+                           data={"root": str(layout.root), "demo": layout.is_demo, "sha1": keys["data"]},
+                           metrics=metrics, started=started.isoformat(timespec="seconds"),
+                           finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), seconds=seconds)
+            render_html(rp.running_notebook, rp)
+            os.replace(rp.running_notebook, rp.notebook)  # last: the target exists only when all succeeded
+        except BaseException as exc:
+            _remove(_results(rp, p.kind))
+            _keep_failed_notebook(rp.running_notebook, rp.failed_notebook)
+            where = f" (the executed notebook is {rp.failed_notebook})" if rp.failed_notebook.exists() else ""
+            if isinstance(exc, papermill.PapermillExecutionError):
+                cause = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue.splitlines()[0] if exc.evalue else ''}"
+            elif isinstance(exc, KeyboardInterrupt):
+                cause = "interrupted"
+            else:
+                cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise PipelineError(f"[{run}] FAILED in {cause}{where}") from None
+    print(f"[{run}] done in {seconds:.0f} s -> {rp.notebook}", flush=True)
+    return rp.notebook
 
 
-def build_index(profile_dir: Path) -> Path:
-    """``reports/index.html``: the headline table and links to every report."""
-    import pandas as pd
+# --- command line -----------------------------------------------------------------------------------
 
-    manifests = sorted((profile_dir / "manifests").glob("*.json"), key=lambda p: read_json(p)["started"])
-    rows, links = [], []
-    for m in map(read_json, manifests):
-        run = m["run"]
-        links.append(f'<li><a href="{run}.html">{html.escape(run)}</a> · <a href="{run}_reader.html">reader '
-                     f'version (no code)</a> — {m["seconds"]} s{" on " + html.escape(str(m.get("device_name") or m["device"])) if m.get("device") else ""}</li>')
-        metrics_path = profile_dir / "metrics" / f"{run}.json"
-        if m["kind"] == "train" and metrics_path.exists():
-            met = read_json(metrics_path)
-            rows.append({"run": run, "title": met["title"], "val micro-F1": round(met["micro_f1"], 4),
-                         "val macro-F1": round(met["macro_f1"], 4), "accuracy": round(met["accuracy"], 4),
-                         "epochs": met["epochs_trained"], "train s": met["train_seconds"], "device": met["device"]})
-    table = pd.DataFrame(rows).to_html(index=False, border=0, classes="runs") if rows else "<p>No training runs yet.</p>"
-    sub = profile_dir / "metrics" / "submission.json"
-    sub_html = ""
-    if sub.exists():
-        s = read_json(sub)
-        score = s.get("score")
-        sub_html = (f"<h2>Submission</h2><p><code>submission.csv</code> from run <b>{html.escape(s['run'])}</b>, "
-                    f"{s['rows']} rows." + (f" Scored against the demo answers: micro-F1 <b>{score['micro_f1']:.4f}</b>, "
-                    f"macro-F1 {score['macro_f1']:.4f}, {score['errors']} errors." if score else "") + "</p>")
-    demo = any(read_json(p)["data"]["demo"] for p in manifests)
-    note = ("<p class='note'>These runs used the <b>drawn demo data</b>, a procedural stand-in: its scores say "
-            "nothing about The Simpsons.</p>" if demo else "")
-    figures = sorted((profile_dir / "figures").glob("*confusion*.png"))
-    thumbs = "".join(f'<figure><a href="../figures/{f.name}"><img src="../figures/{f.name}" alt="{f.stem}"></a>'
-                     f'<figcaption>{html.escape(f.stem.replace("_confusion_matrix", ""))}</figcaption></figure>'
-                     for f in figures)
-    evolution = profile_dir / "figures" / "report_f1_evolution.png"
-    chart = f'<img class="chart" src="../figures/{evolution.name}" alt="evolution of model quality">' if evolution.exists() else ""
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>Simpsons study — {profile_dir.name}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
-table.runs{{border-collapse:collapse}} table.runs td,table.runs th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
-.note{{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e0a800}} table.runs td:nth-child(-n+2),table.runs th:nth-child(-n+2){{text-align:left}}
-figure{{display:inline-block;margin:4px;text-align:center}} figure img{{height:170px;border:1px solid #ccc}} img.chart{{max-width:640px}}</style>
-</head><body><h1>Simpsons character study — profile <code>{html.escape(profile_dir.name)}</code></h1>{note}
-<h2>Evolution of model quality (validation)</h2>{table}{chart}{sub_html}
-<h2>Reports</h2><ul>{''.join(links)}</ul><h2>Confusion matrices</h2>{thumbs}
-<p>Generated {datetime.now(timezone.utc).isoformat(timespec='seconds')}.</p></body></html>"""
-    return write_text(profile_dir / "reports" / "index.html", page)
+def demo_data(profile: str, scale: float | None = None) -> Path:
+    """Generate the drawn demo data where ``profile`` reads it, at its ``demo_scale`` (or ``scale``)."""
+    from . import demo_data as generator
+
+    common = params.resolve(profile, params.profile_runs(profile)[0])
+    if common["dataset"] != "demo" or common.get("data_dir"):
+        raise ParameterError(f"profile {profile!r} does not read the demo data (dataset: {common['dataset']}, "
+                             f"data_dir: {common.get('data_dir')}); nothing to generate")
+    out = resolve_data_dir(common)
+    return generator.generate(out, scale=scale or common["demo_scale"], seed=0)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m simpsons_lib.pipeline", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    r = sub.add_parser("run", help="validate, execute one notebook, write manifest and HTML")
-    r.add_argument("notebook", type=Path)
-    r.add_argument("params", type=Path)
-    r.add_argument("output", type=Path)
-    r.add_argument("--profile", required=True)
-    c = sub.add_parser("check", help="validate a run's parameters (and find its data) without running it")
-    c.add_argument("notebook", type=Path)
-    c.add_argument("params", type=Path)
-    c.add_argument("--profile", required=True)
-    c.add_argument("--run", required=True)
-    i = sub.add_parser("index", help="write reports/index.html for a profile's outputs")
-    i.add_argument("profile_dir", type=Path)
+    for name, text in (("plan", "preflight: validate every run, find the data, write the plan make reads"),
+                       ("run", "execute one run's notebook, write its manifest and HTML reports"),
+                       ("index", "write reports/index.html for a profile's outputs"),
+                       ("locked", "run a command (make) holding the profile's lock"),
+                       ("demo-data", "generate the drawn demo data the profile reads")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--profile", required=True)
+        if name == "run":
+            cmd.add_argument("--run", required=True)
+        if name == "demo-data":
+            cmd.add_argument("--scale", type=float, default=None, help="instead of the profile's demo_scale")
+        if name == "locked":
+            cmd.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
-        if args.cmd == "run":
-            run_notebook(args.notebook.resolve(), args.params, args.output.resolve(), args.profile)
-        elif args.cmd == "check":
-            _, values = resolve_params(args.notebook.resolve(), args.params, args.profile, args.run)
-            print(json.dumps(data_fingerprint(values)))
+        if args.cmd == "plan":
+            keys = plan(args.profile)
+            print(f"plan: {len(keys)} runs of profile {args.profile} checked", flush=True)
+        elif args.cmd == "run":
+            run_notebook(args.profile, args.run)
+        elif args.cmd == "index":
+            print(index_page.build(paths.StudyPaths(args.profile), params.profile_runs(args.profile)))
+        elif args.cmd == "locked":
+            command = args.command[1:] if args.command[:1] == ["--"] else args.command
+            raise SystemExit(locked(args.profile, command))
         else:
-            print(build_index(args.profile_dir.resolve()))
-    except (ParameterError, FileNotFoundError) as exc:
+            print(f"demo data: {demo_data(args.profile, args.scale)}")
+    except (ParameterError, DatasetNotFoundError, FileNotFoundError, PipelineError) as exc:
         raise SystemExit(f"error: {exc}") from None
 
 

@@ -1,4 +1,4 @@
-"""Figures (matplotlib/seaborn). Each function returns a figure; ``io_utils.save_figure`` writes a PNG."""
+"""Figures (matplotlib/seaborn), one function each. Each function returns a figure; ``io_utils.save_figure`` writes a PNG."""
 
 from __future__ import annotations
 
@@ -164,6 +164,40 @@ def per_class_f1_heatmap(table: pd.DataFrame):
                 cbar_kws={"label": "F1"})
     ax.set_title("Per-class validation F1 across runs")
     ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def augmentation_samples(study, strong_classes: Sequence[str], image_size: int, seed: int = 0,
+                         mild_rows: int = 2, max_strong: int = 4, per_policy: int = 3):
+    """Training images of the strongly augmented classes (and a few others) as stored, then through the
+    mild and the strong policy (``transforms.MILD`` / ``STRONG``), ``per_policy`` draws each."""
+    import torch
+    from torchvision.transforms import v2
+
+    from .transforms import mild_augmentation, strong_augmentation
+
+    torch.manual_seed(seed)
+    strong = list(strong_classes)[:max_strong]
+    others = [c for c in study.summary().index if c not in set(strong_classes)][:mild_rows]
+    policies = [("mild", mild_augmentation())] * per_policy + [("strong", strong_augmentation())] * per_policy
+    resize = v2.Compose([v2.ToImage(), v2.Resize((image_size, image_size), antialias=True)])
+    rows = strong + others
+    fig, axes = plt.subplots(len(rows), 1 + len(policies), figsize=(1.7 * (1 + len(policies)), 1.8 * len(rows)),
+                             squeeze=False)
+    for r, name in enumerate(rows):
+        image = resize(load_rgb(study.train[study.train["class_name"] == name]["path"].iloc[0]))
+        views = [("as stored", image)] + [(policy, aug(image)) for policy, aug in policies]
+        for c, (label, view) in enumerate(views):
+            ax = axes[r, c]
+            ax.imshow(view.permute(1, 2, 0).numpy())
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(label, fontsize=8)
+        role = "strong" if name in strong else "mild"
+        axes[r, 0].set_ylabel(textwrap.fill(f"{name} ({role} in training)", 18), fontsize=7)
+    fig.suptitle("What the model sees: each image as stored, through the mild and the strong policy")
     fig.tight_layout()
     return fig
 

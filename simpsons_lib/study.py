@@ -40,6 +40,13 @@ class StudyData:
     test_images: np.ndarray | None = None
 
     @property
+    def fingerprint(self) -> str:
+        """The training data's fingerprint (``record.data_fingerprint``: file names and sizes)."""
+        from .record import data_fingerprint
+
+        return data_fingerprint([self.layout.train_dir])["sha1"]
+
+    @property
     def n_classes(self) -> int:
         return len(self.classes)
 

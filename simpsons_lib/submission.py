@@ -91,11 +91,21 @@ def score_submission(path: str | Path, answers: str | Path) -> dict:
 
 def summarize(run: str, path: str | Path, answers: str | Path | None, out: str | Path) -> dict:
     """Write ``metrics/submission.json``: which run made the submission, its rows, and its score against
-    ``answers`` when they exist (demo data only; Kaggle scores the real one)."""
+    ``answers`` (the profile's true test labels) when given; Kaggle scores the real one."""
     from .io_utils import write_json
 
     rows = len(pd.read_csv(path))
-    summary = {"run": run, "path": str(path), "rows": rows,
+    summary = {"run": run, "path": str(path), "rows": rows, "answers": str(answers) if answers else None,
                "score": score_submission(path, answers) if answers else None}
     write_json(out, summary)
     return summary
+
+
+def describe(summary: dict) -> str:
+    """The submission's record in words (``summarize``)."""
+    text = f"submission.csv from run {summary['run']}: {summary['rows']} rows."
+    score = summary.get("score")
+    if score:
+        text += (f"\nScored against {Path(summary['answers']).name}: micro-F1 {score['micro_f1']:.4f}, macro-F1 "
+                 f"{score['macro_f1']:.4f}, {score['errors']} errors of {score['n_images']} images.")
+    return text

@@ -6,8 +6,6 @@ are saved in every checkpoint so a resumed run continues exactly as an uninterru
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import random
 import time
@@ -21,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from . import record
 from .evaluate import autocast, compute_metrics, predict, to_device
 from .io_utils import atomic_path, progress_enabled, write_csv
 
@@ -81,18 +80,10 @@ def build_scheduler(optimizer, name: str, epochs: int, step_size: int = 1, gamma
     raise ValueError(f"scheduler must be none, cosine or step, not {name!r}")
 
 
-def library_fingerprint() -> str:
-    """Hash of the library's source: a checkpoint made by other code is never resumed."""
-    h = hashlib.sha1()
-    for path in sorted(Path(__file__).parent.glob("*.py")):
-        h.update(path.name.encode() + path.read_bytes())
-    return h.hexdigest()[:16]
-
-
 def params_fingerprint(meta: dict) -> str:
-    """What must match for ``last.pt`` to be resumed: the run's parameters and the library's code."""
-    payload = json.dumps(meta, sort_keys=True, default=str) + library_fingerprint()
-    return hashlib.sha1(payload.encode()).hexdigest()[:16]
+    """What must match for ``last.pt`` to be resumed: the run's training parameters (with the data's
+    fingerprint, when given) and the training code (``record.TRAINING_MODULES``)."""
+    return record.training_fingerprint(meta)
 
 
 @dataclass

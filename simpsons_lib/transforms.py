@@ -1,9 +1,10 @@
 """Image transforms (torchvision transforms v2): evaluation, and the recipe's per-class augmentation.
 
 Evaluation: resize to the input size, then ImageNet normalisation. Training: the recipe's strong
-augmentation (ColorJitter 0.3/0.3/0.3, RandomRotation 30, RandomHorizontalFlip, RandomAffine
-translate 0.15) for the "worst" classes and mild ColorJitter 0.1 for the others, chosen per sample
-by its label; then the evaluation steps.
+augmentation (``STRONG``: ColorJitter 0.3/0.3/0.3, RandomRotation 30, RandomHorizontalFlip,
+RandomAffine translate 0.15) for the "worst" classes and mild ColorJitter 0.1 (``MILD``) for the others,
+chosen per sample by its label; then the evaluation steps. ``PerClassTransform`` (per image, CPU) and
+``BatchAugment`` (per batch, on the GPU) both read these two constants.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from .io_utils import read_json
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# The recipe's two policies, in one place.
+STRONG = {"jitter": 0.3, "degrees": 30.0, "flip": 0.5, "translate": 0.15}
+MILD = {"jitter": 0.1}
+
 
 def eval_transform(size: int) -> v2.Compose:
     """Evaluation: any image (PIL or uint8 tensor) to a normalised float tensor ``(3, size, size)``."""
@@ -32,16 +37,24 @@ def eval_transform(size: int) -> v2.Compose:
 
 
 def strong_augmentation() -> v2.Compose:
+    jitter, shift = STRONG["jitter"], STRONG["translate"]
     return v2.Compose([
-        v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3),
-        v2.RandomRotation(30),
-        v2.RandomHorizontalFlip(),
-        v2.RandomAffine(degrees=0, translate=(0.15, 0.15)),
+        v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter),
+        v2.RandomRotation(STRONG["degrees"]),
+        v2.RandomHorizontalFlip(STRONG["flip"]),
+        v2.RandomAffine(degrees=0, translate=(shift, shift)),
     ])
 
 
 def mild_augmentation() -> v2.Compose:
-    return v2.Compose([v2.ColorJitter(brightness=0.1, contrast=0.1, saturation=0.1)])
+    jitter = MILD["jitter"]
+    return v2.Compose([v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter)])
+
+
+def describe_policies() -> str:
+    """The two policies in words (for notebooks and reports)."""
+    return (f"strong: colour jitter {STRONG['jitter']}, rotation up to {STRONG['degrees']:g}°, horizontal flip "
+            f"(p={STRONG['flip']}), translation up to {STRONG['translate']:.0%}; mild: colour jitter {MILD['jitter']}")
 
 
 class PerClassTransform:
@@ -114,10 +127,9 @@ class BatchAugment:
     """The same per-class policy as ``PerClassTransform``, applied to a whole uint8 batch ``(N, 3, H, W)``
     on the batch's device (the GPU on the fast path) with per-sample randomness.
 
-    Strong samples: ColorJitter(0.3, 0.3, 0.3) in a random order per sample, then rotation by up to
-    30°, a horizontal flip with probability 0.5 and a translation of up to 15 % of each side (one
-    nearest-neighbour resampling, black fill, as the per-image v2 transforms do); mild samples:
-    ColorJitter(0.1, 0.1, 0.1). Then ImageNet normalisation. With ``augment=False`` only the
+    Strong samples (``STRONG``): colour jitter in a random order per sample, then a rotation, a
+    horizontal flip and a translation (one nearest-neighbour resampling, black fill, as the per-image
+    v2 transforms do); mild samples (``MILD``): colour jitter. Then ImageNet normalisation. With ``augment=False`` only the
     normalisation. Random draws come from a seeded CPU generator, so results do not depend on the device.
     """
 
@@ -140,12 +152,12 @@ class BatchAugment:
         rotation angle (degrees), flip, translation (fraction of the side); geometry only for strong."""
         strong = self.strong_classes[labels.cpu()]
         n = len(labels)
-        strength = torch.where(strong, 0.3, 0.1)[:, None]
+        strength = torch.where(strong, STRONG["jitter"], MILD["jitter"])[:, None]
         factors = 1 + (2 * torch.rand(n, 3, generator=generator) - 1) * strength
         order = torch.argsort(torch.rand(n, 3, generator=generator), dim=1)
-        angle = (2 * torch.rand(n, generator=generator) - 1) * 30.0
-        flip = torch.rand(n, generator=generator) < 0.5
-        shift = (2 * torch.rand(n, 2, generator=generator) - 1) * 0.15
+        angle = (2 * torch.rand(n, generator=generator) - 1) * STRONG["degrees"]
+        flip = torch.rand(n, generator=generator) < STRONG["flip"]
+        shift = (2 * torch.rand(n, 2, generator=generator) - 1) * STRONG["translate"]
         return {"strong": strong, "factors": factors, "order": order, "angle": angle * strong,
                 "flip": flip & strong, "shift": shift * strong[:, None]}
 

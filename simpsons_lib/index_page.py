@@ -1,0 +1,63 @@
+"""``reports/index.html``: a profile's runs in study order, their headline figures and every report."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import paths
+from .io_utils import read_json, write_text
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _notes(manifests: list[dict]) -> list[str]:
+    notes = []
+    if any(m["data"].get("demo") for m in manifests):
+        notes.append("These runs used the drawn demo data, a procedural stand-in: its scores say nothing "
+                     "about The Simpsons.")
+    for m in manifests:
+        p = m["parameters"]
+        if p.get("arch") == "transfer" and not p.get("weights"):
+            notes.append(f"{m['run']}: {p.get('backbone')} without pretrained weights (random frozen features): "
+                         "it shows the mechanics of fine-tuning, not transfer learning.")
+    return notes
+
+
+def _is_stale(study: paths.StudyPaths, manifest: dict) -> bool:
+    key = study.run(manifest["run"]).key_file
+    return key.is_file() and manifest.get("keys") is not None and read_json(key) != manifest["keys"]
+
+
+def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
+    """Write the index page of ``study`` (runs in ``order``, then any others by start time)."""
+    import jinja2
+
+    found = {p.stem: read_json(p) for p in study.manifests.glob("*.json")} if study.manifests.is_dir() else {}
+    order = [r for r in (order or []) if r in found]
+    order += sorted((r for r in found if r not in order), key=lambda r: found[r]["started"])
+    manifests = [found[r] for r in order]
+    rows, thumbs = [], []
+    for m in manifests:
+        rp = study.run(m["run"])
+        if m["kind"] != "train" or not rp.metrics_json.is_file():
+            continue
+        met = read_json(rp.metrics_json)
+        rows.append({"run": m["run"], "title": met["title"], "micro": f"{met['micro_f1']:.4f}",
+                     "macro": f"{met['macro_f1']:.4f}", "accuracy": f"{met['accuracy']:.4f}",
+                     "epochs": met["epochs_trained"], "seconds": met["train_seconds"], "device": met["device"]})
+        figure = rp.figure("confusion_matrix")
+        if figure.is_file():
+            thumbs.append({"run": m["run"], "src": f"../figures/{figure.name}", "report": rp.reader_html.name,
+                           "caption": f"{met['title']} — micro-F1 {met['micro_f1']:.3f}"})
+    links = [{"run": m["run"], "seconds": m["seconds"], "device": m.get("device_name") or m.get("device"),
+              "stale": _is_stale(study, m)} for m in manifests]
+    submission = read_json(study.submission_json) if study.submission_json.is_file() else None
+    chart = next((f"../figures/{f.name}" for f in [study.figures / "report_f1_evolution.png"] if f.is_file()), None)
+    files = [(f.name, f"../metrics/{f.name}") for f in [study.evolution_csv] if f.is_file()]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    page = env.get_template("index.html.j2").render(
+        profile=study.profile, notes=_notes(manifests), rows=rows, thumbs=thumbs, links=links, chart=chart,
+        headers=["run", "title", "val micro-F1", "val macro-F1", "accuracy", "epochs", "train s", "device"],
+        submission=submission, files=files, generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return write_text(study.index_html, page)
