@@ -248,7 +248,9 @@ def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
         if values["image_size"] < smallest:
             raise ParameterError(f"{where}parameter 'image_size': {values['arch']} needs at least {smallest} px "
                                  f"(five conv+pool blocks), got {values['image_size']}")
-    return Params(values)
+    p = Params(values)
+    p.kind = kind
+    return p
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -283,7 +285,10 @@ def profile_runs(profile: str) -> list[str]:
 def run_notebook(profile: str, run: str) -> Path:
     """The notebook a run file names (``notebook: 02_mid_cnn``)."""
     path = paths.params_dir() / profile / f"{run}.yaml"
-    name = load_yaml(path).get("notebook") if path.is_file() else None
+    if not path.is_file():
+        runs = ", ".join(p.stem for p in sorted(path.parent.glob("*.yaml")) if p.name != COMMON_FILE)
+        raise ParameterError(f"{path}: no such run file (runs of profile {profile!r}: {runs or 'none'})")
+    name = load_yaml(path).get("notebook")
     if not name:
         raise ParameterError(f"{path}: a run file must name its notebook (e.g. 'notebook: 01_simple_cnn')")
     notebook = paths.NOTEBOOKS_DIR / (name if str(name).endswith(".ipynb") else f"{name}.ipynb")
@@ -296,9 +301,6 @@ def _layers(profile: str, run: str, kind: str) -> list[tuple[str, dict]]:
     """(source, values) from the lowest layer up: defaults, the common file, the run file."""
     folder = paths.params_dir() / profile
     run_file = folder / f"{run}.yaml"
-    if not run_file.is_file():
-        runs = ", ".join(p.stem for p in sorted(folder.glob("*.yaml")) if p.name != COMMON_FILE)
-        raise ParameterError(f"{run_file}: no such run file (runs of profile {profile!r}: {runs or 'none'})")
     layers = [("default", defaults(kind))]
     common_file = folder / COMMON_FILE
     if common_file.is_file():

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from simpsons_lib import demo_data, pipeline
-from simpsons_lib.paths import NOTEBOOKS_DIR
+from simpsons_lib import demo_data, params
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_TORCH_HUB = REPO.parent / "shared" / "torch-hub"
@@ -32,14 +31,13 @@ def tiny_demo(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def train_defaults() -> dict:
-    """The training notebook's own defaults (its parameters cell)."""
-    return pipeline.notebook_defaults(NOTEBOOKS_DIR / "01_simple_cnn.ipynb")
+    """The demo profile's SimpleCnn run, as the pipeline resolves it."""
+    return dict(params.resolve("demo", "simple_cnn"))
 
 
 @pytest.fixture
 def train_params(train_defaults, tiny_demo):
-    from simpsons_lib import params
-
+    """Validated training parameters on the tiny demo data (profile ``test``), with ``overrides``."""
     def make(**overrides):
         values = {**train_defaults, "profile": "test", "data_dir": str(tiny_demo), "device": "cpu",
                   "resume": False, **overrides}

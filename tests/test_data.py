@@ -44,7 +44,7 @@ def test_layout_variants_are_detected(tmp_path, train_rel, test_rel):
     assert layout.train_dir == root / train_rel
     assert layout.test_dir == root / test_rel
     assert layout.sample_submission == root / "sample_submission.csv"
-    assert layout.answers is None and not layout.is_demo
+    assert not layout.is_demo
 
 
 def test_layout_inside_competition_folder_and_explicit_override(tmp_path):
@@ -189,7 +189,7 @@ def test_demo_generator_is_deterministic_and_in_kaggle_layout(tmp_path):
     assert len(counts) == 42 and counts.min() == 3
     assert counts["homer_simpson"] == round(2246 * 0.01)
     sample = pd.read_csv(layout.sample_submission)
-    answers = pd.read_csv(layout.answers)
+    answers = pd.read_csv(layout.root / "test_answers.csv")
     assert list(sample.columns) == ["Id", "Expected"] == list(answers.columns)
     assert list(sample.Id) == list(answers.Id) == [f"img{i}.jpg" for i in range(42)]
     assert set(answers.Expected) <= set(demo_data.KAGGLE_CLASS_COUNTS)

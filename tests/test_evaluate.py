@@ -121,5 +121,5 @@ def test_expected_ids_come_from_the_sample_submission_or_the_test_files(tiny_dem
 
     s = study.load_test_study(train_params(), ["bart_simpson"], 32)
     assert submission.expected_ids(s) == [f"img{i}.jpg" for i in range(42)]
-    s.layout = type(s.layout)(s.layout.root, s.layout.train_dir, s.layout.test_dir, None, None)
+    s.layout = type(s.layout)(s.layout.root, s.layout.train_dir, s.layout.test_dir, None)
     assert sorted(submission.expected_ids(s)) == sorted(s.test["Id"])

@@ -1,62 +1,100 @@
-"""The whole pipeline, as `make` runs it, on tiny generated data (profile smoke)."""
+"""The whole pipeline, as `make` runs it, on tiny generated data (profile smoke), in a copy of the repository
+(so that tests can edit its code and parameters)."""
 
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_RUNS = ["simple_cnn", "simple_cnn_aug", "mid_cnn", "resnet50"]
 RUNS = ["eda", *TRAIN_RUNS, "report"]
+pytestmark = pytest.mark.slow
+
+
+def copy_repository(target: Path) -> Path:
+    """The files `make` needs, with their modification times (so make's setup stamp stays current)."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ["simpsons_lib", "notebooks", "params"]:
+        shutil.copytree(REPO / name, target / name, ignore=ignore)
+    for name in ["Makefile", "pyproject.toml"]:
+        shutil.copy2(REPO / name, target / name)
+    stamp = target / "setup-stamp"
+    stamp.touch()  # newer than pyproject.toml: make never installs anything from the copy
+    return target
+
+
+def make_env(root: Path, **extra) -> dict:
+    env = {**os.environ, "SIMPSONS_OUTPUTS_DIR": str(root / "outputs"), "SIMPSONS_DATA_DIR": str(root / "data"), **extra}
+    for name in ("SIMPSONS_PROGRESS", "SIMPSONS_PARAMS_DIR", "SIMPSONS_PIPELINE_LOCK"):
+        env.pop(name, None)
+    return env
+
+
+def make_command(repo: Path, *args, profile="smoke") -> list[str]:
+    return ["make", "--no-print-directory", "-C", str(repo), *args, f"PROFILE={profile}", f"PY={sys.executable}",
+            f"STAMP={repo / 'setup-stamp'}"]
 
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    """Run `make pipeline PROFILE=smoke` once; later tests edit the copied params.
+    """`make demo-data pipeline PROFILE=smoke` once, in a copy of the repository.
 
-    A decoy ``simpsons_lib`` comes first on the inherited PYTHONPATH: the kernels must still import this
-    checkout's library (as when the environment's editable install points at another copy)."""
+    A decoy ``simpsons_lib`` comes first on the inherited PYTHONPATH: the kernels must still import the
+    copy's library (as when the environment's editable install points at another checkout)."""
     root = tmp_path_factory.mktemp("pipeline")
-    shutil.copytree(REPO / "params" / "smoke", root / "params" / "smoke")
+    repo = copy_repository(root / "repo")
     decoy = root / "decoy" / "simpsons_lib"
     decoy.mkdir(parents=True)
     (decoy / "__init__.py").write_text("raise ImportError('a decoy simpsons_lib, not this checkout')\n")
-    env = {**os.environ, "SIMPSONS_OUTPUTS_DIR": str(root / "outputs"), "SIMPSONS_DATA_DIR": str(root / "data"),
-           "PYTHONPATH": os.pathsep.join([str(decoy.parent), *filter(None, [os.environ.get("PYTHONPATH")])])}
-    env.pop("SIMPSONS_PROGRESS", None)
+    env = make_env(root, PYTHONPATH=os.pathsep.join([str(decoy.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
 
-    def make(*args):
-        return subprocess.run(["make", "--no-print-directory", *args, "PROFILE=smoke", "DEMO_SCALE=0.02",
-                               f"PARAMS_ROOT={root / 'params'}"], cwd=REPO, env=env, capture_output=True, text=True)
+    def make(*args, profile="smoke"):
+        return subprocess.run(make_command(repo, *args, profile=profile), env=env, capture_output=True, text=True)
 
-    result = make("pipeline")
+    result = make("demo-data", "pipeline")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (root / "make_pipeline.log").write_text(result.stdout + result.stderr)
-    return root, root / "outputs" / "smoke", make
+    return root, repo, root / "outputs" / "smoke", make, env
+
+
+def runs_in(dry_run_output: str) -> list[str]:
+    return re.findall(r"pipeline run --profile \w+ --run (\w+)", dry_run_output)
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha1(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and ".plan" not in p.parts and p.name != ".lock"}
 
 
 def test_every_output_exists_and_is_valid(smoke):
-    root, out, _ = smoke
+    root, repo, out, _, _ = smoke
     for run in RUNS:
         nb = nbformat.read(out / "notebooks" / f"{run}.ipynb", as_version=4)
         injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
-        assert injected and 'profile = "smoke"' in injected[0].source  # the values it ran with
+        assert injected and 'profile = "smoke"' in injected[0].source and f'run = "{run}"' in injected[0].source
         text = json.dumps(nb)
         assert not re.search(r"\d+it/s|it/s\]", text), f"{run}: progress-bar lines in the notebook"
         full = (out / "reports" / f"{run}.html").read_text()
         reader = (out / "reports" / f"{run}_reader.html").read_text()
         assert len(reader) > 10_000 and "<img" in reader
-        assert "from_namespace" in full and "from_namespace" not in reader
+        assert "run_paths" in full and "run_paths" not in reader
         manifest = json.loads((out / "manifests" / f"{run}.json").read_text())
-        assert {"parameters", "git", "packages", "device", "data", "started", "finished"} <= set(manifest)
-        assert manifest["packages"]["torch"] and manifest["data"]["demo"] and manifest["data"]["files"] > 400
+        assert {"parameters", "keys", "git", "packages", "device", "data", "started", "finished"} <= set(manifest)
+        assert manifest["keys"] == json.loads((out / ".plan" / f"{run}.key").read_text())
+        assert manifest["packages"]["torch"] and manifest["data"]["demo"]
+        assert manifest["parameters"]["profile"] == "smoke" and manifest["parameters"]["run"] == run
     for run in TRAIN_RUNS:
         png = out / "figures" / f"{run}_confusion_matrix.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
@@ -67,6 +105,8 @@ def test_every_output_exists_and_is_valid(smoke):
         assert (out / "models" / run / "best.pt").exists()
         assert json.loads((out / "manifests" / f"{run}.json").read_text())["device"] == "cpu"
     assert (out / "figures" / "report_best_confusion_matrix.png").exists()
+    assert (out / "figures" / "mid_cnn_augmentation.png").stat().st_size > 20_000
+    assert "layer4" in (out / "reports" / "resnet50_reader.html").read_text()
     assert json.loads((out / "metrics" / "simple_cnn_aug.json").read_text())["worst_classes_augmented"]
     sub = pd.read_csv(out / "submission.csv")
     sample = pd.read_csv(root / "data" / "demo" / "sample_submission.csv")
@@ -75,16 +115,9 @@ def test_every_output_exists_and_is_valid(smoke):
     index = (out / "reports" / "index.html").read_text()
     for run in RUNS:
         assert f'href="{run}.html"' in index and f'href="{run}_reader.html"' in index
-    assert "val micro-F1" in index and "drawn demo data" in index and "Scored against the demo answers" in index
-
-
-def runs_in(dry_run_output: str) -> list[str]:
-    return re.findall(r"pipeline run \S+ \S+ \S+/notebooks/(\w+)\.ipynb", dry_run_output)
-
-
-def touch(path: Path):
-    later = time.time() + 5
-    os.utime(path, (later, later))
+    assert [index.index(f'href="{r}_reader.html"') for r in RUNS] == sorted(index.index(f'href="{r}_reader.html"') for r in RUNS)
+    assert "val micro-F1" in index and "drawn demo data" in index and "Scored against" in index
+    assert "without pretrained weights" in index
 
 
 def test_kernel_connection_is_encrypted_where_supported(smoke):
@@ -93,60 +126,194 @@ def test_kernel_connection_is_encrypted_where_supported(smoke):
     zmq = pytest.importorskip("zmq")
     if not zmq.has("curve"):
         pytest.skip("this pyzmq has no CurveZMQ support")
-    root, _, _ = smoke
+    root = smoke[0]
     log = (root / "make_pipeline.log").read_text()
     assert "[simple_cnn] done" in log
     assert "without encryption" not in log
 
 
-def test_editing_one_params_file_reruns_only_that_run_and_its_dependants(smoke):
-    root, out, make = smoke
+def test_a_changed_value_reruns_that_run_and_its_dependants_and_nothing_else(smoke):
+    _, repo, out, make, _ = smoke
     assert runs_in(make("-n", "pipeline").stdout) == []
-    touch(root / "params" / "smoke" / "mid_cnn.yaml")
-    assert runs_in(make("-n", "pipeline").stdout) == ["mid_cnn", "report"]
-    touch(root / "params" / "smoke" / "simple_cnn.yaml")
-    assert runs_in(make("-n", "pipeline").stdout) == ["simple_cnn", "simple_cnn_aug", "mid_cnn", "resnet50", "report"]
+    params = repo / "params" / "smoke"
+    original = {name: (params / name).read_text() for name in ("mid_cnn.yaml", "simple_cnn.yaml")}
+    try:
+        (params / "mid_cnn.yaml").write_text(original["mid_cnn.yaml"] + "# a comment changes no value\n")
+        assert runs_in(make("-n", "pipeline").stdout) == []
+        (params / "mid_cnn.yaml").write_text(original["mid_cnn.yaml"].replace("epochs: 1", "epochs: 2"))
+        assert runs_in(make("-n", "pipeline").stdout) == ["mid_cnn", "report"]
+        (params / "simple_cnn.yaml").write_text(original["simple_cnn.yaml"].replace("epochs: 2", "epochs: 3"))
+        assert runs_in(make("-n", "pipeline").stdout) == ["simple_cnn", "simple_cnn_aug", "mid_cnn", "resnet50",
+                                                           "report"]
+    finally:
+        for name, text in original.items():
+            (params / name).write_text(text)
+    assert runs_in(make("-n", "pipeline").stdout) == []
 
 
-def test_unknown_key_stops_before_training(smoke):
-    root, out, make = smoke
-    params = root / "params" / "smoke" / "mid_cnn.yaml"
+def test_unknown_key_stops_every_run_before_any_starts(smoke):
+    _, repo, out, make, _ = smoke
+    params = repo / "params" / "smoke" / "mid_cnn.yaml"
     original = params.read_text()
-    best = out / "models" / "mid_cnn" / "best.pt"
-    before = best.stat().st_mtime_ns
+    before = snapshot(out)
     params.write_text(original + "epochz: 3\n")
     try:
         result = make("pipeline")
     finally:
         params.write_text(original)
     assert result.returncode != 0
-    assert "epochz" in result.stdout + result.stderr
-    assert best.stat().st_mtime_ns == before
-    assert "[mid_cnn] mid_cnn" not in result.stdout  # papermill never started
+    assert "mid_cnn.yaml: a train run: unknown parameter 'epochz' (did you mean 'epochs'?)" in result.stderr
+    assert "pipeline run" not in result.stdout  # no notebook started, not even the runs before mid_cnn
+    assert snapshot(out) == before
 
 
-def test_failing_cell_stops_make_and_keeps_the_failed_notebook(smoke):
-    root, out, make = smoke
-    params = root / "params" / "smoke" / "mid_cnn.yaml"
-    original = params.read_text()
-    report_before = (out / "notebooks" / "report.ipynb").stat().st_mtime_ns
-    params.write_text(original.replace("worst_from_run: simple_cnn", "worst_from_run: no_such_run"))
+def test_an_interactive_override_writes_its_own_run_and_leaves_the_record_alone(smoke):
+    root, repo, out, make, env = smoke
+    before = snapshot(out)
+    executed = root / "lab.ipynb"
+    lab_env = {**env, "PYTHONPATH": str(repo), "SIMPSONS_PARAMS_DIR": str(repo / "params")}
+    result = subprocess.run([sys.executable, "-m", "papermill", str(repo / "notebooks" / "01_simple_cnn.ipynb"),
+                             str(executed), "-p", "profile", "smoke", "-p", "run", "simple_cnn", "-y",
+                             "overrides: {epochs: 1}", "-k", "simpsons-study", "--cwd", str(repo / "notebooks")],
+                            env=lab_env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    after = snapshot(out)
+    assert {k: v for k, v in after.items() if k in before} == before  # every pipeline file byte-identical
+    new = sorted(set(after) - set(before))
+    name = re.search(r"writes as '(simple_cnn-\w+)', never over the pipeline's 'simple_cnn'", executed.read_text()).group(1)
+    assert new and all(name in path for path in new)
+    assert f"metrics/{name}.json" in new and f"models/{name}/best.pt" in new
+    assert json.loads((out / "metrics" / f"{name}.json").read_text())["epochs_trained"] == 1
+    assert runs_in(make("-n", "pipeline").stdout) == []
+
+
+def test_a_failed_rerun_leaves_no_earlier_result_that_looks_current(smoke):
+    _, repo, out, make, env = smoke
+    checkpoint = out / "models" / "resnet50" / "best.pt"
+    hidden = checkpoint.with_name("hidden.pt")
+    results = [out / "submission.csv", out / "metrics" / "submission.json", out / "metrics" / "evolution.csv",
+               out / "notebooks" / "report.ipynb", out / "reports" / "report.html", out / "manifests" / "report.json"]
+    assert all(p.exists() for p in results)
+    os.replace(checkpoint, hidden)
     try:
-        result = make("pipeline")
+        result = subprocess.run([sys.executable, "-m", "simpsons_lib.pipeline", "run", "--profile", "smoke", "--run",
+                                 "report"], cwd=repo, env={**env, "SIMPSONS_PARAMS_DIR": str(repo / "params")},
+                                capture_output=True, text=True)
+    finally:
+        os.replace(hidden, checkpoint)
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()
+    assert len(message) == 1 and message[0].startswith("error: [report] FAILED in cell") and "best.pt" in message[0]
+    assert not any(p.exists() for p in results), [p for p in results if p.exists()]
+    failed = out / "notebooks" / "report.FAILED.ipynb"
+    assert "papermill-error-cell" in json.dumps(json.loads(failed.read_text()))
+    assert runs_in(make("-n", "pipeline").stdout) == ["report"]  # make knows the report is missing
+    assert make("pipeline").returncode == 0 and all(p.exists() for p in results) and not failed.exists()
+
+
+def test_a_second_pipeline_on_the_same_outputs_is_refused_and_deletes_nothing(smoke):
+    _, repo, out, make, env = smoke
+    params = repo / "params" / "smoke" / "report.yaml"
+    original = params.read_text()
+    params.write_text(original.replace("gallery_size: 6", "gallery_size: 4"))
+    try:
+        first = subprocess.Popen(make_command(repo, "pipeline"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        deadline = time.time() + 120
+        while "pid" not in ((out / ".lock").read_text() if (out / ".lock").exists() else "") and time.time() < deadline:
+            time.sleep(0.2)
+        second = make("pipeline")
+        first_out, first_err = first.communicate(timeout=600)
     finally:
         params.write_text(original)
-    assert result.returncode != 0
-    failed = out / "notebooks" / "mid_cnn.FAILED.ipynb"
-    assert failed.exists() and not (out / "notebooks" / "mid_cnn.ipynb").exists()
-    assert "no_such_run" in failed.read_text() and "papermill-error-cell" in failed.read_text()
-    assert (out / "notebooks" / "report.ipynb").stat().st_mtime_ns == report_before  # nothing downstream ran
+    assert second.returncode != 0
+    assert f"another pipeline is running on {out}" in second.stderr
+    assert first.returncode == 0, first_err[-2000:]
+    assert "[report] done" in first_out
+    for run in RUNS:
+        assert (out / "notebooks" / f"{run}.ipynb").exists()
 
 
 def test_full_profile_without_kaggle_data_says_how_to_get_it(tmp_path):
-    env = {**os.environ, "SIMPSONS_OUTPUTS_DIR": str(tmp_path / "outputs"), "SIMPSONS_DATA_DIR": str(tmp_path / "data")}
-    result = subprocess.run(["make", "--no-print-directory", "pipeline", "PROFILE=full"], cwd=REPO, env=env,
+    repo = copy_repository(tmp_path / "repo")
+    result = subprocess.run(make_command(repo, "pipeline", profile="full"), env=make_env(tmp_path),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     message = result.stdout + result.stderr
     assert "make data" in message and str(tmp_path / "data" / "kaggle") in message
-    assert not (tmp_path / "outputs" / "full" / "notebooks" / "eda.ipynb").exists()
+    assert "pipeline run" not in message
+
+
+def draw_shapes_dataset(root: Path) -> Path:
+    """A small dataset of other classes in the Kaggle layout (with a sample submission in its root)."""
+    rng = np.random.default_rng(0)
+    shapes = {"circle": "ellipse", "square": "rectangle", "stripe": "line"}
+    from PIL import ImageDraw
+
+    def image(kind):
+        w, h = int(rng.integers(90, 140)), int(rng.integers(90, 140))
+        img = Image.new("RGB", (w, h), tuple(int(v) for v in rng.integers(150, 256, 3)))
+        box = [w * 0.2, h * 0.2, w * 0.8, h * 0.8]
+        getattr(ImageDraw.Draw(img), shapes[kind])(box, fill=(40, 40, 160), **({"width": 9} if kind == "stripe" else {}))
+        return img
+
+    for name, count in {"circle": 14, "square": 10, "stripe": 6}.items():
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(count):
+            image(name).save(root / "train" / name / f"{name}_{i}.jpg")
+    (root / "test").mkdir()
+    ids = []
+    for i, name in enumerate(["circle", "square", "stripe", "circle", "square"]):
+        image(name).save(root / "test" / f"t{i}.jpg")
+        ids.append(f"t{i}.jpg")
+    pd.DataFrame({"Id": ids, "Expected": "circle"}).to_csv(root / "sample_submission.csv", index=False)
+    return root
+
+
+def test_a_profile_of_your_own_on_other_classes(tmp_path):
+    data = draw_shapes_dataset(tmp_path / "shapes")
+    params = tmp_path / "params" / "mine"
+    params.mkdir(parents=True)
+    (params / "_common.yaml").write_text(f"data_dir: {data}\ndevice: cpu\n")
+    (params / "eda.yaml").write_text("notebook: 00_eda\nimage_stats_sample: 20\ngrid_classes: 3\ngrid_per_class: 2\n")
+    (params / "simple_cnn.yaml").write_text("notebook: 01_simple_cnn\narch: simple_cnn\naugment: false\n"
+                                            "image_size: 96\nepochs: 1\n")
+    (params / "report.yaml").write_text("notebook: 04_report\nruns: [simple_cnn]\n")
+    result = subprocess.run(["make", "--no-print-directory", "pipeline", "PROFILE=mine", f"PARAMS_ROOT={tmp_path / 'params'}"],
+                            cwd=REPO, env=make_env(tmp_path), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not (tmp_path / "data").exists()  # no demo data generated, nothing written to a data folder
+    out = tmp_path / "outputs" / "mine"
+    metrics = json.loads((out / "metrics" / "simple_cnn.json").read_text())
+    assert metrics["classes"] == ["circle", "square", "stripe"]
+    assert list(pd.read_csv(out / "submission.csv")["Id"]) == [f"t{i}.jpg" for i in range(5)]
+    index = (out / "reports" / "index.html").read_text()
+    assert "demo" not in index.lower()
+    assert "demo" not in (out / "reports" / "eda_reader.html").read_text().lower().replace("demo_data", "")
+
+
+def test_a_plots_only_edit_rerenders_without_training_and_a_training_edit_retrains(smoke):
+    _, repo, out, make, _ = smoke
+    checkpoints = {run: (out / "models" / run / "last.pt").stat().st_mtime_ns for run in TRAIN_RUNS}
+    histories = {run: (out / "metrics" / f"{run}_history.csv").read_bytes() for run in TRAIN_RUNS}
+    keys = {run: json.loads((out / ".plan" / f"{run}.key").read_text()) for run in RUNS}
+    plots, train = repo / "simpsons_lib" / "plots.py", repo / "simpsons_lib" / "train.py"
+    original = {plots: plots.read_text(), train: train.read_text()}
+    try:
+        plots.write_text(original[plots].replace('"""Figures', '"""The study\'s figures', 1))
+        result = make("pipeline")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert runs_in(result.stdout) == RUNS  # every notebook re-rendered ...
+        for run in TRAIN_RUNS:  # ... and no epoch ran
+            assert (out / "models" / run / "last.pt").stat().st_mtime_ns == checkpoints[run]
+            assert (out / "metrics" / f"{run}_history.csv").read_bytes() == histories[run]
+            assert "Resuming from" in (out / "notebooks" / f"{run}.ipynb").read_text()
+        train.write_text(original[train] + "\n# a change to the training code\n")
+        assert runs_in(make("-n", "pipeline").stdout) == RUNS
+        for run in TRAIN_RUNS:
+            now = json.loads((out / ".plan" / f"{run}.key").read_text())
+            assert now["training"] != keys[run]["training"]
+        assert json.loads((out / ".plan" / "eda.key").read_text())["training"] is None
+    finally:
+        for path, text in original.items():
+            path.write_text(text)
