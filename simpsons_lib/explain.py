@@ -39,7 +39,8 @@ def gradcam(model: nn.Module, images: torch.Tensor, target_classes: Sequence[int
             layer: nn.Module | None = None) -> torch.Tensor:
     """Grad-CAM heatmaps ``(N, H, W)`` of a normalised batch ``(N, 3, H, W)`` for one target class per
     image, at the input's size (``LayerAttribution.interpolate``, bilinear), on the CPU. Positive
-    evidence only (ReLU of the channel-weighted activations), not rescaled."""
+    evidence only (ReLU of the channel-weighted activations), not rescaled: a map can be all zero
+    where nothing in the last stage speaks for the class (common with untrained models)."""
     device = next(model.parameters()).device
     model.eval()
     images = images.to(device)
