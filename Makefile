@@ -5,8 +5,15 @@ SHELL := /bin/bash
 
 PYTHON_BASE ?= python3
 VENV        := .venv
+# An active conda environment (other than base) is used as it is; otherwise .venv is made and used.
+ifneq ($(and $(CONDA_PREFIX),$(filter-out base,$(CONDA_DEFAULT_ENV))),)
+PY          ?= $(CONDA_PREFIX)/bin/python
+STAMP       ?= $(CONDA_PREFIX)/.simpsons-setup-complete
+else
 PY          ?= $(VENV)/bin/python
 STAMP       ?= $(VENV)/.setup-complete
+endif
+DATA        := $(or $(SIMPSONS_DATA_DIR),data)
 
 PROFILE     ?= full
 OUTPUTS     := $(or $(SIMPSONS_OUTPUTS_DIR),outputs)
@@ -18,7 +25,7 @@ PARAMS_ROOT ?= params
 export SIMPSONS_PARAMS_DIR := $(abspath $(PARAMS_ROOT))
 PIPELINE    := $(PY) -m simpsons_lib.pipeline
 
-.PHONY: help setup test lab data demo-data demo all pipeline study clean bench FORCE
+.PHONY: help setup test test-fast lab data demo-data demo all pipeline study predict submit clean bench FORCE
 
 help: ## List the targets
 	@echo "Simpsons character study — make <target>"
@@ -35,11 +42,18 @@ $(STAMP): pyproject.toml
 test: $(STAMP) ## Run the test suite
 	$(PY) -m pytest
 
-lab: $(STAMP) ## Open JupyterLab on notebooks/ with the project kernel
-	$(PY) -m jupyter lab --notebook-dir=notebooks
+test-fast: $(STAMP) ## The quick tests (no end-to-end pipeline runs), in about a minute
+	$(PY) -m pytest -m "not slow"
 
-data: $(STAMP) ## Download the Kaggle data into data/kaggle (needs your Kaggle token)
-	$(PY) -m simpsons_lib.kaggle_download --out $(or $(SIMPSONS_DATA_DIR),data)/kaggle
+# As root (containers), Jupyter needs --allow-root; LAB_ARGS adds any other option (e.g. --no-browser).
+LAB_ARGS ?=
+lab: $(STAMP) ## JupyterLab at the repository root (notebooks/, outputs/) with the project kernel (LAB_ARGS=...)
+	$(PY) -m jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+data: ## Download the Kaggle data into data/kaggle (needs your Kaggle credentials)
+	cd $(CURDIR) && $(PYTHON_BASE) -m simpsons_lib.kaggle_download --check-credentials --out $(DATA)/kaggle
+	$(MAKE) --no-print-directory $(STAMP)
+	$(PY) -m simpsons_lib.kaggle_download --out $(DATA)/kaggle
 
 demo-data: $(STAMP) ## Generate the drawn demo data the profile reads (PROFILE=demo; DEMO_SCALE=1.0 for full size)
 	$(PIPELINE) demo-data --profile $(if $(filter full,$(PROFILE)),demo,$(PROFILE)) $(if $(DEMO_SCALE),--scale $(DEMO_SCALE))
@@ -49,6 +63,7 @@ demo: ## Set up and run the whole study on the demo data (CPU is enough): output
 	$(MAKE) --no-print-directory pipeline PROFILE=demo
 
 all: ## Run the whole study on the Kaggle data (profile full; a GPU is advised)
+	@test -d $(DATA)/kaggle || grep -qs '^data_dir:' $(PARAMS_ROOT)/full/_common.yaml || { echo "error: no Kaggle data in $(DATA)/kaggle: run \`make data\` first (or \`make demo\` for the drawn demo data)" >&2; exit 2; }
 	$(MAKE) --no-print-directory pipeline PROFILE=full
 
 pipeline: $(STAMP) ## Run the notebooks of PROFILE (full, demo, smoke, or your own) and render the reports
@@ -72,6 +87,15 @@ $(NB)/%.ipynb: $(OUT)/.plan/%.key | $(STAMP)
 $(OUT)/reports/index.html: $(foreach r,$(RUNS),$(NB)/$(r).ipynb) simpsons_lib/index_page.py \
 		$(wildcard simpsons_lib/templates/*) | $(STAMP)
 	$(PIPELINE) index --profile $(PROFILE)
+
+IMAGES ?=
+RUN    ?= best
+predict: $(STAMP) ## Predict IMAGES="a.jpg folder/" with a run's model (PROFILE=full, RUN=best, TTA=--tta)
+	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES='a.jpg folder/' [PROFILE=demo] [RUN=best] [TTA=--tta]" >&2; exit 2; }
+	$(PY) -m simpsons_lib.predict --profile $(PROFILE) --run $(RUN) $(IMAGES) $(TTA) --out $(OUT)/predictions.csv
+
+submit: $(STAMP) ## Send outputs/full/submission.csv to Kaggle (refuses demo, stale or invalid files)
+	$(PY) -m simpsons_lib.kaggle_download submit --profile $(PROFILE)
 
 bench: $(STAMP) ## Throughput of each model: real pipeline against the GPU-resident ceiling
 	$(PY) benchmarks/throughput.py

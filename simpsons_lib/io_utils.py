@@ -76,14 +76,20 @@ def progress_enabled(progress: bool | None = None) -> bool:
     return os.environ.get("SIMPSONS_PROGRESS", "1") != "0"
 
 
-def setup_logging(level: int = 20) -> None:
-    """Show the library's INFO/WARNING messages (e.g. skipped files, resume) in a notebook or terminal."""
+def setup_logging(level: int = 20, width: int = 110) -> None:
+    """Show the library's INFO/WARNING messages (e.g. skipped files, resume) in a notebook or terminal,
+    wrapped at ``width`` characters so that a long list stays readable in a report."""
     import logging
     import sys
+    import textwrap
+
+    class Wrapped(logging.Formatter):
+        def format(self, record):
+            return textwrap.fill(super().format(record), width, subsequent_indent="    ", break_on_hyphens=False)
 
     logger = logging.getLogger("simpsons_lib")
     logger.setLevel(level)
     if not logger.handlers:
         handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(Wrapped("%(levelname)s %(name)s: %(message)s"))
         logger.addHandler(handler)

@@ -20,9 +20,16 @@ import sys
 import zipfile
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from . import paths
-from .data import DatasetLayout, DatasetNotFoundError, find_layout
 from .io_utils import read_json
+
+if TYPE_CHECKING:
+    from .data import DatasetLayout
+
+# The data module (numpy, pandas, PIL) is imported where a layout is found: `make data` checks the
+# credentials with the system's Python, before the environment (and its torch) is installed.
 
 COMPETITION = "journey-springfield"
 
@@ -71,6 +78,8 @@ def unpack(zip_path: str | os.PathLike, out_dir: str | os.PathLike) -> DatasetLa
             if not target.is_relative_to(root):
                 raise ValueError(f"{zip_path}: member {member.filename!r} would be written outside {root}")
         archive.extractall(root)
+    from .data import find_layout
+
     return find_layout(root)
 
 
@@ -107,8 +116,8 @@ def kaggle_cli() -> str:
 
 def submission_files(profile: str) -> tuple[Path, Path]:
     """A profile's ``submission.csv`` and its record ``metrics/submission.json`` (written by the report)."""
-    rp = paths.RunPaths(profile, "report")
-    return rp.submission_csv, rp.metrics / "submission.json"
+    study = paths.StudyPaths(profile)
+    return study.submission_csv, study.submission_json
 
 
 def _run_commit(profile_dir: Path, run: str) -> str:
@@ -141,7 +150,7 @@ def check_submittable(submission_csv: str | os.PathLike, record_json: str | os.P
     run = record.get("run")
     if not run:
         raise SystemExit(f"{record_json} names no run: it is not a submission record of this study")
-    if record.get("demo") or record.get("score") is not None:  # only the demo data has answers to score
+    if record.get("demo"):
         raise SystemExit(f"Refusing to submit {submission_csv}: {record_json} says it was made from the drawn "
                          "demo data, which says nothing about The Simpsons. Run `make all` on the Kaggle data.")
     run_metrics = record_json.parent / f"{run}.json"
@@ -150,7 +159,11 @@ def check_submittable(submission_csv: str | os.PathLike, record_json: str | os.P
     if submission_csv.stat().st_mtime < run_metrics.stat().st_mtime:
         raise SystemExit(f"Refusing to submit a stale {submission_csv}: it is older than {run_metrics} (run "
                          f"{run!r} was trained again since). Run the report (`make all`) again.")
+    if sample_submission is None and record.get("sample_submission"):
+        sample_submission = record["sample_submission"]
     if sample_submission is None:
+        from .data import DatasetNotFoundError, find_layout
+
         try:
             sample_submission = find_layout(paths.kaggle_data_dir()).sample_submission
         except DatasetNotFoundError as exc:
@@ -201,7 +214,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(paths.kaggle_data_dir()), help="target folder (default data/kaggle)")
     parser.add_argument("--zip", help="unpack this zip instead of downloading")
+    parser.add_argument("--check-credentials", action="store_true",
+                        help="only check that the kaggle CLI will find credentials (or the zip is there)")
     args = parser.parse_args(argv)
+    if args.check_credentials:
+        if not (Path(args.out) / f"{COMPETITION}.zip").exists() and not has_token():
+            raise SystemExit(NO_TOKEN.format(out=args.out))
+        return
     if args.zip:
         layout = unpack(args.zip, args.out)
         print(f"Unpacked: train {layout.train_dir}, test {layout.test_dir}")

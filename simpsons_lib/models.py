@@ -220,13 +220,21 @@ def trainable_modules(model: nn.Module) -> list[str]:
 
 
 def summary(model: nn.Module, input_size: int) -> str:
-    """A short printable summary: the module tree for small models, counts for all."""
+    """A short printable summary, read from the model: its parameter counts and, for the study's CNNs,
+    one line per part (blocks and channels, classifier widths); for transfer models what trains."""
     counts = count_parameters(model)
     head = (f"{type(model).__name__} at {input_size}px: {counts['total']:,} parameters, "
             f"{counts['trainable']:,} trainable, {counts['frozen']:,} frozen")
     if isinstance(model, TransferModel):
-        return head + f"\nbackbone {model.backbone_name}; trainable: {', '.join(trainable_modules(model))}\nhead: {model.head}"
-    return head + "\n" + str(model)
+        return head + f"\nbackbone {model.backbone_name}; trainable: {', '.join(trainable_modules(model))}\nhead: {head_shape(model)}"
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    extras = [type(m).__name__ for m in model.classifier if isinstance(m, (nn.BatchNorm1d, nn.Dropout))]
+    channels = "→".join(str(c) for c in [convs[0].in_channels, *(c.out_channels for c in convs)])
+    return (head + f"\nfeatures: {len(convs)} blocks Conv{convs[0].kernel_size[0]}x{convs[0].kernel_size[1]} "
+            f"(padding {convs[0].padding[0]}) → BatchNorm → ReLU → MaxPool, channels {channels}"
+            f"\nclassifier: {' → '.join(str(w) for w in [linears[0].in_features, *(m.out_features for m in linears)])}"
+            + (f" (with {', '.join(dict.fromkeys(extras))})" if extras else ""))
 
 
 def describe_weights(weights: str | None) -> str:

@@ -115,6 +115,13 @@ class RunPaths:
         found += list(self.models.glob("*")) if self.models.is_dir() else []
         return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
 
+    def listing(self, extra: list[Path] = ()) -> str:
+        """The run's files (and ``extra``) as lines ``path-in-profile  size``, for the notebooks' last cell."""
+        files = [*self.files(), *(p for p in extra if p.is_file())]
+        width = max((len(str(p.relative_to(self.profile_dir))) for p in files), default=0)
+        return "\n".join(f"{str(p.relative_to(self.profile_dir)):<{width}}  {p.stat().st_size / 1024:>9,.1f} kB"
+                         for p in files) or "(nothing yet)"
+
     def results(self) -> list[Path]:
         """What a finished run presents as its results (not its checkpoints): removed when it starts
         again, so a failure never leaves the previous results looking current."""

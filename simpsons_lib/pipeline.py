@@ -34,7 +34,7 @@ from pathlib import Path
 # Notebook schemas use no IRI formats, so this process goes without it (jsonschema allows its absence).
 sys.modules.setdefault("rfc3987_syntax", None)
 
-from . import index_page, kernel, manifest, params, paths, record  # noqa: E402
+from . import index_page, kernel, manifest, params, paths, preflight, record  # noqa: E402
 from .data import DatasetNotFoundError, find_study_layout, resolve_data_dir  # noqa: E402
 from .io_utils import read_json, write_text  # noqa: E402
 from .params import ParameterError  # noqa: E402
@@ -95,14 +95,14 @@ def plan(profile: str) -> dict[str, dict]:
             if upstream not in resolved:
                 raise ParameterError(f"{paths.params_dir() / profile / (run + '.yaml')}: run {upstream!r} (named "
                                      f"by a parameter) is not a run of profile {profile!r}: {', '.join(runs)}")
-    data = {}
+    data, layouts = {}, {}
     for p in resolved.values():
         root = resolve_data_dir(p)
         if root not in data:
-            layout = find_study_layout(p)
+            layouts[root] = layout = find_study_layout(p)
             data[root] = {"root": str(layout.root), "demo": layout.is_demo,
                           **record.data_fingerprint([layout.train_dir, layout.test_dir])}
-    keys = {}
+    keys, texts = {}, {}
     for run, p in resolved.items():
         d = data[resolve_data_dir(p)]
         keys[run] = {
@@ -110,7 +110,19 @@ def plan(profile: str) -> dict[str, dict]:
             "render": record.render_fingerprint(p, paths.PROJECT_ROOT / p.notebook),
             "data": d["sha1"],
         }
-        record.write_if_changed(study.run(run).key_file, json.dumps(keys[run], indent=1) + "\n")
+        texts[run] = json.dumps(keys[run], indent=1) + "\n"
+    recorded = {run: _recorded_keys(study.run(run)) for run in runs}
+    for run, p in resolved.items():  # the preflight, for the runs that are about to run
+        if recorded[run] != keys[run]:
+            where = f"{paths.params_dir() / profile / (run + '.yaml')}: "
+            for note in preflight.check_run(p, layouts[resolve_data_dir(p)], where):
+                print(f"plan: {run}: {note}", flush=True)
+    for run in resolved:
+        rp = study.run(run)
+        record.write_if_changed(rp.key_file, texts[run])
+        if recorded[run] == keys[run]:  # as executed: the key is no newer than the executed notebook
+            stamp = rp.notebook.stat().st_mtime_ns
+            os.utime(rp.key_file, ns=(stamp, stamp))
     lines = [f"RUNS := {' '.join(runs)}"]
     for run, p in resolved.items():
         upstream = params.upstream_runs(p)
@@ -118,6 +130,16 @@ def plan(profile: str) -> dict[str, dict]:
             lines.append(f"$(NB)/{run}.ipynb: {' '.join(f'$(NB)/{u}.ipynb' for u in upstream)}")
     record.write_if_changed(study.plan / "plan.mk", "\n".join(lines) + "\n")
     return keys
+
+
+def _recorded_keys(rp: paths.RunPaths) -> dict | None:
+    """The keys a run was executed with (its manifest), when its executed notebook exists."""
+    if not (rp.notebook.is_file() and rp.manifest.is_file()):
+        return None
+    try:
+        return read_json(rp.manifest).get("keys")
+    except (OSError, ValueError):
+        return None
 
 
 # --- one run ----------------------------------------------------------------------------------------

@@ -300,25 +300,25 @@ def format_table(frame: pd.DataFrame, width: int = 40) -> str:
 
 def run_model_path(profile: str, run: str) -> Path:
     """``outputs/<profile>/models/<run>/model.pt``; ``run="best"``: the run with the highest validation
-    ``micro_f1`` among ``metrics/<run>.json`` files whose run has a ``model.pt``."""
-    from .paths import RunPaths
+    ``micro_f1`` among the profile's runs that have a ``model.pt``."""
+    from .paths import StudyPaths
 
+    study = StudyPaths(profile)
     if run != "best":
-        path = RunPaths(profile, run).models / "model.pt"
+        path = study.run(run).model_file
         if not path.is_file():
             raise FileNotFoundError(f"no exported model for run {run!r} of profile {profile!r}: {path} "
                                     f"(export it with `python -m simpsons_lib.predict export {path.with_name('best.pt')}`)")
         return path
-    metrics_dir = RunPaths(profile, "best").metrics
     scores = {}
-    for metrics_json in sorted(metrics_dir.glob("*.json")):
-        model_pt = RunPaths(profile, metrics_json.stem).models / "model.pt"
+    for metrics_json in sorted(study.metrics.glob("*.json")):
+        model_pt = study.run(metrics_json.stem).model_file
         if model_pt.is_file():
             score = read_json(metrics_json).get("micro_f1")
             if isinstance(score, (int, float)):
                 scores[model_pt] = score
     if not scores:
-        raise FileNotFoundError(f"run 'best': no run of profile {profile!r} has both {metrics_dir}/<run>.json "
+        raise FileNotFoundError(f"run 'best': no run of profile {profile!r} has both {study.metrics}/<run>.json "
                                 f"with a micro_f1 and models/<run>/model.pt")
     return max(scores, key=scores.get)  # the first of equals, in name order
 

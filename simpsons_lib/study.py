@@ -69,6 +69,14 @@ class StudyData:
                          f"non-image files, {len(self.report.dropped_classes)} empty classes")
         return "\n".join(lines)
 
+    def describe_split(self) -> str:
+        """The split in words: its sizes, and the classes with no validation image (if any)."""
+        counts = self.summary()
+        missing = list(counts.index[counts["val"] == 0])
+        return (f"train {len(self.train)} images, validation {len(self.val)} images ({len(self.classes)} classes); "
+                + (f"no validation image for {len(missing)} classes: {', '.join(missing)}" if missing
+                   else "every class has validation images"))
+
     def dataset(self, split: str, transform) -> ImageDataset:
         """``train``/``val`` (image, label) or ``test`` (image, Id), from the decoded cache when loaded."""
         from .datasets import ArrayImageDataset, ImageDataset  # torch: not needed to load and explore the data

@@ -61,10 +61,11 @@ def test_notebooks_are_committed_clean_with_literal_parameters():
         tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
         assert len(tagged) == 1 and code[0] is tagged[0], path.name
         for node in ast.parse(tagged[0].source).body:
-            assert isinstance(node, ast.Assign), f"{path.name}: parameters cell holds only assignments"
+            assert isinstance(node, ast.AnnAssign), f"{path.name}: parameters cell holds only typed assignments"
             ast.literal_eval(node.value)  # plain literals only
-        assert set(papermill.inspect_notebook(str(path))) == {
-            t.id for n in ast.parse(tagged[0].source).body for t in n.targets}
+        inspected = papermill.inspect_notebook(str(path))
+        assert set(inspected) == {n.target.id for n in ast.parse(tagged[0].source).body}
+        assert all(info["inferred_type_name"] != "None" for info in inspected.values())  # `--help-notebook` types
         assert all(len(c.source.splitlines()) <= 8 for c in code[1:]), f"{path.name}: cells stay short"
 
 

@@ -167,7 +167,7 @@ def test_notebook_parameters_cells_only_pick_a_run():
     for path in sorted(NOTEBOOKS_DIR.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-        names = {t.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body for t in n.targets}
+        names = {n.target.id: ast.literal_eval(n.value) for n in ast.parse(cell.source).body}
         assert set(names) == {"profile", "run", "overrides"} and names["overrides"] == {}
         assert names["profile"] == "demo" and params.run_notebook("demo", names["run"]) == path
 

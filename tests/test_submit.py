@@ -90,9 +90,6 @@ def refused(match: str, args_file: Path, *call) -> str:
 
 def test_demo_data_submission_is_refused(fake_kaggle, study):
     csv, record = study
-    io_utils.write_json(record, {"run": "resnet50", "path": str(csv), "rows": 4,
-                                 "score": {"micro_f1": 0.5, "macro_f1": 0.4, "n_images": 4, "errors": 2}})
-    refused("drawn demo data", fake_kaggle, csv, record)
     io_utils.write_json(record, {"run": "resnet50", "rows": 4, "score": None, "demo": True})
     refused("drawn demo data", fake_kaggle, csv, record)
 
