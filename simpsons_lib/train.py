@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from .evaluate import autocast, compute_metrics, predict, to_device
 from .io_utils import atomic_path, progress_enabled, write_csv
+from .progress import report_epoch
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +237,8 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         amp: bool = False, monitor: str = "val_micro_f1", patience: int = 0,
         checkpoint_dir: str | Path, history_csv: str | Path | None = None, classes: list[str],
         meta: dict | None = None, resume: bool = True, progress: bool | None = None,
-        after_epoch: Callable[[int], None] | None = None, keep_optimizer_state: bool = False) -> FitResult:
+        after_epoch: Callable[[int], None] | None = None, keep_optimizer_state: bool = False,
+        run_name: str | None = None) -> FitResult:
     """Train ``model``; keep ``best.pt`` (by ``monitor``) and ``last.pt`` in ``checkpoint_dir``.
 
     Each checkpoint holds the model state, class names, ``meta`` (the run's parameters), the epoch,
@@ -246,6 +248,9 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     uninterrupted run. Once the run is finished (last epoch or early stop), ``last.pt`` is rewritten
     without those states (unless ``keep_optimizer_state``), still marked finished, so a re-run with the
     same parameters returns at once. The model ends with the best weights loaded.
+
+    After each epoch ``progress.report_epoch`` reports it under ``run_name`` (default: ``meta``'s
+    ``run_name``, else the checkpoint folder's name), with an ETA from the mean epoch time so far.
     """
     device = torch.device(device)
     checkpoint_dir = Path(checkpoint_dir)
@@ -254,6 +259,7 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     meta = dict(meta or {})
     fingerprint = params_fingerprint({**meta, "epochs": epochs, "monitor": monitor, "patience": patience})
     show = progress_enabled(progress)
+    run_name = run_name or str(meta.get("run_name") or checkpoint_dir.name)
     model = to_training_device(model, device)
     loss_fn = torch.nn.CrossEntropyLoss()
 
@@ -321,6 +327,10 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         log.debug("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if k != "epoch"})
         if patience > 0 and stale >= patience:
             log.info("Early stop: %s did not improve for %d epochs", monitor, patience)
+        done_seconds = [h["seconds"] for h in history]
+        epochs_left = 0 if finished else epochs - epoch
+        report_epoch(run_name, epoch, epochs, train_loss, row["val_micro_f1"], row["train_images_per_s"],
+                     sum(done_seconds) / len(done_seconds) * epochs_left)
         if after_epoch is not None:
             after_epoch(epoch)
 
