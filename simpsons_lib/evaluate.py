@@ -56,31 +56,51 @@ def predict(model: torch.nn.Module, loader, device: torch.device | str = "cpu", 
 
 def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],
                     worst_k: int = 5) -> dict:
-    """All validation metrics, JSON-serialisable. Classes with no validation image have support 0 and
-    F1 0 (scikit-learn's ``zero_division=0``)."""
+    """All validation metrics, JSON-serialisable.
+
+    ``micro_f1`` (Kaggle's metric) and ``accuracy`` count every validation image. A class with no
+    validation image (``support`` 0: too rare to split) has no F1: its ``per_class`` entry has
+    precision, recall and f1 ``None``, it is listed in ``unvalidated_classes``, and it is left out of
+    ``macro_f1`` (the mean F1 of the validated classes) and of ``worst_classes`` (the ``worst_k``
+    validated classes with the lowest F1)."""
     labels = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(
         y_true, y_pred, labels=labels, zero_division=0)
+    validated = [i for i in labels if support[i] > 0]
     cm = confusion_matrix(y_true, y_pred, labels=labels)
     row_sums = cm.sum(axis=1, keepdims=True)
     cm_norm = np.divide(cm, row_sums, out=np.zeros(cm.shape, float), where=row_sums > 0)
     per_class = {
         name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-               "support": int(support[i])}
+               "support": int(support[i])} if support[i] > 0 else
+              {"precision": None, "recall": None, "f1": None, "support": 0}
         for i, name in enumerate(classes)
     }
-    ranked = sorted(classes, key=lambda c: (per_class[c]["f1"], c))
+    macro = f1_score(y_true, y_pred, labels=validated, average="macro", zero_division=0) if validated else None
     return {
         "micro_f1": float(f1_score(y_true, y_pred, labels=labels, average="micro", zero_division=0)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        "macro_f1": None if macro is None else float(macro),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "n_images": int(len(y_true)),
         "classes": list(classes),
+        "validated_classes": int(len(validated)),
+        "unvalidated_classes": [classes[i] for i in labels if support[i] == 0],
         "per_class": per_class,
-        "worst_classes": ranked[:worst_k],
+        "worst_classes": ranked_classes(per_class)[:worst_k],
         "confusion_matrix": cm.tolist(),
         "confusion_matrix_normalized": cm_norm.round(6).tolist(),
     }
+
+
+def is_validated(entry: dict) -> bool:
+    """Whether a ``per_class`` entry was scored on validation images (metrics files written before
+    unvalidated classes were marked have f1 0.0 with support 0 for them: not validated either)."""
+    return entry.get("f1") is not None and int(entry.get("support", 0)) > 0
+
+
+def ranked_classes(per_class: dict[str, dict]) -> list[str]:
+    """The validated classes of a ``per_class`` dict, lowest F1 first (ties by name)."""
+    return sorted((c for c, v in per_class.items() if is_validated(v)), key=lambda c: (per_class[c]["f1"], c))
 
 
 def prediction_frame(frame: pd.DataFrame, probs: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
@@ -111,8 +131,10 @@ def metrics_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
 
 
 def per_class_f1_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
-    """Classes × runs, validation F1."""
-    return pd.DataFrame({run: {c: v["f1"] for c, v in m["per_class"].items()} for run, m in metrics_by_run.items()})
+    """Classes × runs, validation F1; NaN where a run had no validation image of the class (not
+    validated, not an F1 of 0)."""
+    return pd.DataFrame({run: {c: float(v["f1"]) if is_validated(v) else np.nan for c, v in m["per_class"].items()}
+                         for run, m in metrics_by_run.items()}, dtype=float)
 
 
 def best_run(table: pd.DataFrame, metric: str = "micro_f1") -> str:

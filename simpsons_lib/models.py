@@ -85,6 +85,10 @@ class WeightsUnavailableError(RuntimeError):
     """Pretrained weights could not be loaded; the message says where to put the file."""
 
 
+class WeightsFileError(ValueError):
+    """A local ``weights`` file cannot be used as a state dict; the message names the file."""
+
+
 def _is_path(weights: str) -> bool:
     return os.sep in weights or "/" in weights or weights.endswith((".pth", ".pt")) or Path(weights).exists()
 
@@ -104,13 +108,21 @@ def load_backbone(name: str, weights: str | None) -> nn.Module:
         if not path.is_file():
             raise FileNotFoundError(f"weights: no such state-dict file: {path}")
         model = builder(weights=None)
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # weights_only: tensors and plain data, never code from the file
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a foreign pickle, a truncated or corrupt file, not a torch file at all
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            raise WeightsFileError(f"weights: {path} is not a readable state-dict file ({type(exc).__name__}: "
+                                   f"{reason}); replace it with one saved by torch.save(model.state_dict(), ...)"
+                                   ) from None
         if isinstance(state, dict) and "model_state" in state:
             state = state["model_state"]
+        if not isinstance(state, dict):
+            raise WeightsFileError(f"weights: {path} holds a {type(state).__name__}, not a state dict for {name}")
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise ValueError(f"weights: {path} is not a state dict for {name}: {exc}") from exc
+            raise WeightsFileError(f"weights: {path} is not a state dict for {name}: {exc}") from exc
         return model
     try:
         enum = torchvision.models.get_model_weights(name)[weights] if weights != "DEFAULT" else \

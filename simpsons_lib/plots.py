@@ -15,6 +15,8 @@ from .io_utils import save_figure
 
 sns.set_theme(style="whitegrid", context="notebook")
 
+NOT_VALIDATED = "#c8c8c8"  # classes with no validation image: no F1 to show
+
 
 def class_distribution(counts: pd.Series, title: str = "Training images per class"):
     """Horizontal bars, largest class first (the imbalance at a glance)."""
@@ -111,20 +113,39 @@ def confusion_matrix(metrics: dict, normalized: bool = True, title: str | None =
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.tick_params(labelsize=7)
+    unvalidated = set(metrics.get("unvalidated_classes", ()))
+    for label in ax.get_yticklabels():  # rows with no validation image: greyed, nothing to score
+        if label.get_text() in unvalidated:
+            label.set_color("#999999")
     ax.set_title(title or f"Confusion matrix (validation, micro-F1 {metrics['micro_f1']:.3f})")
     fig.tight_layout()
     return fig
 
 
+def _validated(entry: dict) -> bool:
+    return entry.get("f1") is not None and int(entry.get("support", 0)) > 0
+
+
 def per_class_f1(metrics: dict, title: str | None = None):
-    """Validation F1 of every class, worst first, with its support."""
-    frame = pd.DataFrame(metrics["per_class"]).T.sort_values("f1")
-    fig, ax = plt.subplots(figsize=(8, max(4, 0.22 * len(frame))))
-    colours = sns.color_palette("RdYlGn", as_cmap=True)(frame["f1"].astype(float).to_numpy())
-    ax.barh(frame.index, frame["f1"].astype(float), color=colours)
-    for y, (f1, sup) in enumerate(zip(frame["f1"], frame["support"])):
-        ax.text(float(f1), y, f" {float(f1):.2f} (n={int(sup)})", va="center", fontsize=7)
-    ax.set(xlim=(0, 1.15), xlabel="F1", title=title or "Per-class F1 (validation), worst first")
+    """Validation F1 of every class, worst on top, with its support; classes with no validation image
+    (too rare to split) at the bottom in grey, marked "not validated" (they have no F1, not an F1 of 0)."""
+    per_class = metrics["per_class"]
+    scored = sorted((c for c, v in per_class.items() if _validated(v)), key=lambda c: (per_class[c]["f1"], c))
+    unscored = sorted(c for c, v in per_class.items() if not _validated(v))
+    names = scored + unscored
+    f1 = np.array([float(per_class[c]["f1"]) for c in scored])
+    fig, ax = plt.subplots(figsize=(8, max(4, 0.22 * len(names))))
+    ax.barh(range(len(scored)), f1, color=sns.color_palette("RdYlGn", as_cmap=True)(f1))
+    for y, name in enumerate(scored):
+        ax.text(f1[y], y, f" {f1[y]:.2f} (n={int(per_class[name]['support'])})", va="center", fontsize=7)
+    for y in range(len(scored), len(names)):
+        ax.axhspan(y - 0.4, y + 0.4, facecolor=NOT_VALIDATED, lw=0)
+        ax.text(0.01, y, "not validated (no validation image)", va="center", fontsize=7, color="#555555")
+    ax.set_yticks(range(len(names)), names)
+    for label in ax.get_yticklabels()[len(scored):]:
+        label.set_color("#777777")
+    ax.set(xlim=(0, 1.15), ylim=(len(names) - 0.5, -0.5), xlabel="F1",
+           title=title or "Per-class F1 (validation), worst first")
     fig.tight_layout()
     return fig
 
@@ -157,12 +178,18 @@ def f1_evolution(table: pd.DataFrame):
 
 
 def per_class_f1_heatmap(table: pd.DataFrame):
-    """Classes × runs validation F1 (``evaluate.per_class_f1_table``), hardest classes on top."""
-    frame = table.loc[table.mean(axis=1).sort_values().index]
+    """Classes × runs validation F1 (``evaluate.per_class_f1_table``), hardest classes on top. A cell
+    without F1 (NaN: no validation image of that class in that run) is grey and says "not validated";
+    classes never validated come last."""
+    frame = table.loc[table.mean(axis=1, skipna=True).sort_values(na_position="last").index].astype(float)
     fig, ax = plt.subplots(figsize=(2 + 1.3 * frame.shape[1], max(5, 0.25 * len(frame))))
     sns.heatmap(frame, ax=ax, cmap="RdYlGn", vmin=0, vmax=1, annot=True, fmt=".2f", annot_kws={"fontsize": 7},
                 cbar_kws={"label": "F1"})
-    ax.set_title("Per-class validation F1 across runs")
+    for y, x in zip(*np.nonzero(frame.isna().to_numpy())):
+        ax.add_patch(plt.Rectangle((x, y), 1, 1, facecolor=NOT_VALIDATED, edgecolor="white", lw=0.5))
+        ax.text(x + 0.5, y + 0.5, "not validated", ha="center", va="center", fontsize=6, color="#555555")
+    ax.set_title("Per-class validation F1 across runs" +
+                 ("\n(grey: no validation image, not scored)" if frame.isna().any(axis=None) else ""))
     ax.tick_params(labelsize=7)
     fig.tight_layout()
     return fig

@@ -1,7 +1,8 @@
 """Training: one ``fit`` for every model, with checkpoints, resume, early stopping and a CSV history.
 
 Seeding: ``seed_everything`` plus a seeded loader generator make a CPU run repeatable; the RNG states
-are saved in every checkpoint so a resumed run continues exactly as an uninterrupted one would.
+are saved in every unfinished ``last.pt`` so a resumed run continues exactly as an uninterrupted one
+would. Checkpoints hold tensors and plain data only and are loaded with ``weights_only=True``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 from . import record
 from .evaluate import autocast, compute_metrics, predict, to_device
 from .io_utils import atomic_path, progress_enabled, write_csv
+from .progress import report_epoch
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +103,41 @@ class FitResult:
         return float(self.history["seconds"].sum())
 
 
-def _rng_state(loader: DataLoader) -> dict:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "loader": loader.generator.get_state() if loader.generator is not None else None,
+def _rng_state(loader) -> dict:
+    """Every RNG state as tensors and plain Python data (what ``weights_only`` loading accepts): numpy's
+    MT19937 key becomes an int64 tensor, Python's state a list."""
+    kind, key, pos, has_gauss, cached_gaussian = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    generator = getattr(loader, "generator", None)
+    return {"torch": torch.get_rng_state(),
+            "numpy": {"kind": str(kind), "key": torch.from_numpy(np.asarray(key, dtype=np.int64)),
+                      "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+            "python": [int(version), list(internal), gauss_next],
+            "loader": generator.get_state() if generator is not None else None,
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
 
-def _set_rng_state(state: dict, loader: DataLoader) -> None:
+def _set_rng_state(state: dict, loader) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if state["loader"] is not None and loader.generator is not None:
-        loader.generator.set_state(state["loader"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+    generator = getattr(loader, "generator", None)
+    if state["loader"] is not None and generator is not None:
+        generator.set_state(state["loader"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be used (not a checkpoint, corrupt, truncated, or holding more than
+    tensors and plain data); the one-line message names the file and says what to do."""
+
+
+CHECKPOINT_KEYS = ("model_state", "classes")
+OPTIMIZER_KEYS = ("optimizer_state", "scheduler_state", "rng")
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
@@ -122,8 +145,32 @@ def save_checkpoint(path: Path, payload: dict) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=False)
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def load_checkpoint(path: str | Path, map_location="cpu", required: Iterable[str] = CHECKPOINT_KEYS) -> dict:
+    """A checkpoint written by ``fit``, loaded with ``weights_only=True``: only tensors and plain data are
+    unpickled, so a crafted file cannot run code. Anything else (a foreign pickle, a truncated or corrupt
+    file, not a dict, a ``required`` key missing) raises ``CheckpointError`` naming the file; a missing
+    file raises ``FileNotFoundError``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    advice = "delete it to retrain the run from scratch"
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # UnpicklingError, zip/EOF errors, RuntimeError from the loader...
+        raise CheckpointError(f"{path} is not a usable checkpoint ({type(exc).__name__}: {_one_line(exc)}); "
+                              f"{advice}") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path} is not a checkpoint (it holds a {type(state).__name__}, not a dict); "
+                              f"{advice}")
+    missing = [k for k in required if k not in state]
+    if missing:
+        raise CheckpointError(f"{path} is not a complete checkpoint (missing {', '.join(missing)}); {advice}")
+    return state
 
 
 def _better(score: float, best: float | None, monitor: str) -> bool:
@@ -181,12 +228,20 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         amp: bool = False, monitor: str = "val_micro_f1", patience: int = 0,
         checkpoint_dir: str | Path, history_csv: str | Path | None = None, classes: list[str],
         meta: dict | None = None, resume: bool = True, progress: bool | None = None,
-        after_epoch: Callable[[int], None] | None = None) -> FitResult:
+        after_epoch: Callable[[int], None] | None = None, keep_optimizer_state: bool = False,
+        run_name: str | None = None) -> FitResult:
     """Train ``model``; keep ``best.pt`` (by ``monitor``) and ``last.pt`` in ``checkpoint_dir``.
 
     Each checkpoint holds the model state, class names, ``meta`` (the run's parameters), the epoch,
-    its metrics and the history. With ``resume``, a ``last.pt`` whose ``meta`` matches continues from
-    the epoch after it (a finished run returns at once). The model ends with the best weights loaded.
+    its metrics and the history, as tensors and plain data only (loaded with ``weights_only=True``).
+    While the run goes on, ``last.pt`` also holds the optimizer, scheduler and RNG states; with
+    ``resume``, a ``last.pt`` whose ``meta`` matches continues from the epoch after it, exactly as an
+    uninterrupted run. Once the run is finished (last epoch or early stop), ``last.pt`` is rewritten
+    without those states (unless ``keep_optimizer_state``), still marked finished, so a re-run with the
+    same parameters returns at once. The model ends with the best weights loaded.
+
+    After each epoch ``progress.report_epoch`` reports it under ``run_name`` (default: ``meta``'s
+    ``run_name``, else the checkpoint folder's name), with an ETA from the mean epoch time so far.
     """
     device = torch.device(device)
     checkpoint_dir = Path(checkpoint_dir)
@@ -195,24 +250,32 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     meta = dict(meta or {})
     fingerprint = params_fingerprint({**meta, "epochs": epochs, "monitor": monitor, "patience": patience})
     show = progress_enabled(progress)
+    run_name = run_name or str(meta.get("run_name") or checkpoint_dir.name)
     model = to_training_device(model, device)
     loss_fn = torch.nn.CrossEntropyLoss()
 
     history: list[dict] = []
     best_score, best_epoch, stale, start_epoch, resumed_from, finished = None, 0, 0, 1, None, False
     if resume and last_path.exists():
-        state = load_checkpoint(last_path)
+        state = load_checkpoint(last_path, required=("model_state", "fingerprint"))
         if state.get("fingerprint") == fingerprint:
+            finished = bool(state.get("finished"))
+            needed = ("history", "best_score", "best_epoch", "stale", "epoch") + (() if finished else OPTIMIZER_KEYS)
+            missing = [k for k in needed if k not in state]
+            if missing:
+                raise CheckpointError(f"{last_path} cannot be resumed (missing {', '.join(missing)}); delete it "
+                                      "to retrain the run from scratch")
             model.load_state_dict(state["model_state"])
-            optimizer.load_state_dict(state["optimizer_state"])
-            if scheduler is not None and state.get("scheduler_state"):
-                scheduler.load_state_dict(state["scheduler_state"])
-            _set_rng_state(state["rng"], train_loader)
+            if not finished:
+                optimizer.load_state_dict(state["optimizer_state"])
+                if scheduler is not None and state.get("scheduler_state"):
+                    scheduler.load_state_dict(state["scheduler_state"])
+                _set_rng_state(state["rng"], train_loader)
             history = state["history"]
             best_score, best_epoch, stale = state["best_score"], state["best_epoch"], state["stale"]
             start_epoch = resumed_from = state["epoch"] + 1
-            finished = state["finished"]
-            log.info("Resuming from %s (epoch %d done)", last_path, state["epoch"])
+            log.info("Resuming from %s (epoch %d done%s)", last_path, state["epoch"],
+                     ", finished" if finished else "")
         else:
             log.info("Ignoring %s: it was made with other parameters", last_path)
 
@@ -242,18 +305,23 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         finished = epoch == epochs or (patience > 0 and stale >= patience)
         payload = {"model_state": model.state_dict(), "classes": list(classes), "params": meta,
                    "fingerprint": fingerprint, "epoch": epoch, "metrics": row, "history": history,
-                   "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "finished": finished,
-                   "optimizer_state": optimizer.state_dict(),
-                   "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
-                   "rng": _rng_state(train_loader)}
+                   "best_score": best_score, "best_epoch": best_epoch, "stale": stale, "finished": finished}
         if improved:
-            save_checkpoint(best_path, {k: v for k, v in payload.items() if k not in ("optimizer_state", "rng")})
+            save_checkpoint(best_path, payload)
+        if keep_optimizer_state or not finished:
+            payload.update({"optimizer_state": optimizer.state_dict(),
+                            "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+                            "rng": _rng_state(train_loader)})
         save_checkpoint(last_path, payload)
         if history_csv is not None:
             write_csv(history_csv, pd.DataFrame(history))
         log.debug("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if k != "epoch"})
         if patience > 0 and stale >= patience:
             log.info("Early stop: %s did not improve for %d epochs", monitor, patience)
+        done_seconds = [h["seconds"] for h in history]
+        epochs_left = 0 if finished else epochs - epoch
+        report_epoch(run_name, epoch, epochs, train_loss, row["val_micro_f1"], row["train_images_per_s"],
+                     sum(done_seconds) / len(done_seconds) * epochs_left)
         if after_epoch is not None:
             after_epoch(epoch)
 

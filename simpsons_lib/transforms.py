@@ -16,6 +16,7 @@ import torch
 from torchvision.transforms import v2
 
 from .datasets import to_device_async
+from .evaluate import ranked_classes
 from .io_utils import read_json
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -97,14 +98,16 @@ def worst_classes_from_metrics(metrics: dict | str | Path, k: int | None = None,
                                below: float | None = None) -> list[str]:
     """Names of the weakest classes by validation F1 in a metrics file (``evaluate.compute_metrics``).
 
-    ``k``: the k lowest; ``below``: every class with F1 under the threshold; both: the union.
+    ``k``: the k lowest; ``below``: every class with F1 under the threshold; both: the union. Only
+    validated classes are chosen: one with no validation image has no F1 (``None``; 0.0 with support 0
+    in older files), which says nothing about how hard it is.
     """
     if k is None and below is None:
         raise ValueError("give k (the k lowest classes) and/or below (an F1 threshold)")
     if not isinstance(metrics, dict):
         metrics = read_json(metrics)
     per_class = metrics["per_class"]
-    ranked = sorted(per_class, key=lambda name: (per_class[name]["f1"], name))
+    ranked = ranked_classes(per_class)
     chosen = set(ranked[:k]) if k else set()
     if below is not None:
         chosen |= {n for n in ranked if per_class[n]["f1"] < below}

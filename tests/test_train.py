@@ -87,7 +87,9 @@ def test_checkpoints_hold_what_a_user_needs(train_params):
         assert ckpt["classes"] == s.classes and ckpt["params"]["lr"] == p.lr
         assert set(ckpt["metrics"]) >= {"val_micro_f1", "val_macro_f1", "train_loss"}
         assert ckpt["epoch"] in (1, 2)
-    assert last["epoch"] == 2 and "optimizer_state" in last
+    # a finished run keeps no optimizer, scheduler or RNG state, but stays marked finished
+    assert last["epoch"] == 2 and last["finished"] and last["fingerprint"] and len(last["history"]) == 2
+    assert not {"optimizer_state", "scheduler_state", "rng"} & set(last)
     assert not [f for f in rp.models.iterdir() if f.name.startswith(".")]  # no temp files left
     rebuilt, ckpt = experiment.load_trained_model(rp, "ck", torch.device("cpu"))
     x = torch.randn(2, 3, p.image_size, p.image_size)
