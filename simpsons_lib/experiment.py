@@ -125,7 +125,7 @@ def load_trained_model(study: StudyPaths, run: str, device: torch.device) -> tup
     path = study.run(run).best_checkpoint
     if not path.exists():
         raise FileNotFoundError(f"submission_run: no checkpoint for run {run!r} at {path}")
-    ckpt = train.load_checkpoint(path)
+    ckpt = train.load_checkpoint(path, required=train.WEIGHTS_KEYS)
     p = ckpt["params"]
     # weights=None: the checkpoint holds every weight, pretrained ones included.
     model = build_model(p["arch"], len(ckpt["classes"]), p["image_size"], backbone=p["backbone"], weights=None,

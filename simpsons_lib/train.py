@@ -136,7 +136,8 @@ class CheckpointError(RuntimeError):
     tensors and plain data); the one-line message names the file and says what to do."""
 
 
-CHECKPOINT_KEYS = ("model_state", "classes")
+CHECKPOINT_KEYS = ("classes",)  # a finished run's last.pt holds its record, not its weights
+WEIGHTS_KEYS = ("model_state", "classes")
 OPTIMIZER_KEYS = ("optimizer_state", "scheduler_state", "rng")
 
 
@@ -257,16 +258,17 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     history: list[dict] = []
     best_score, best_epoch, stale, start_epoch, resumed_from, finished = None, 0, 0, 1, None, False
     if resume and last_path.exists():
-        state = load_checkpoint(last_path, required=("model_state", "fingerprint"))
+        state = load_checkpoint(last_path, required=("fingerprint",))
         if state.get("fingerprint") == fingerprint:
             finished = bool(state.get("finished"))
-            needed = ("history", "best_score", "best_epoch", "stale", "epoch") + (() if finished else OPTIMIZER_KEYS)
+            needed = ("history", "best_score", "best_epoch", "stale", "epoch") + (() if finished else
+                                                                                  ("model_state", *OPTIMIZER_KEYS))
             missing = [k for k in needed if k not in state]
             if missing:
                 raise CheckpointError(f"{last_path} cannot be resumed (missing {', '.join(missing)}); delete it "
                                       "to retrain the run from scratch")
-            model.load_state_dict(state["model_state"])
-            if not finished:
+            if not finished:  # a finished run's weights are its best checkpoint's, loaded below
+                model.load_state_dict(state["model_state"])
                 optimizer.load_state_dict(state["optimizer_state"])
                 if scheduler is not None and state.get("scheduler_state"):
                     scheduler.load_state_dict(state["scheduler_state"])
@@ -312,6 +314,8 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
             payload.update({"optimizer_state": optimizer.state_dict(),
                             "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
                             "rng": _rng_state(train_loader)})
+        else:  # finished: the record of the run (history, fingerprint); its weights are best.pt's
+            payload.pop("model_state")
         save_checkpoint(last_path, payload)
         if history_csv is not None:
             write_csv(history_csv, pd.DataFrame(history))
@@ -325,7 +329,9 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         if after_epoch is not None:
             after_epoch(epoch)
 
+    if history_csv is not None and history:
+        write_csv(history_csv, pd.DataFrame(history))  # also when a finished run was only reloaded
     if best_path.exists():
-        model.load_state_dict(load_checkpoint(best_path, map_location=device)["model_state"])
+        model.load_state_dict(load_checkpoint(best_path, map_location=device, required=WEIGHTS_KEYS)["model_state"])
     return FitResult(pd.DataFrame(history), best_epoch, best_score, best_path, last_path, str(device),
                      resumed_from)
