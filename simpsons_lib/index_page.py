@@ -11,16 +11,25 @@ from .io_utils import read_json, write_text
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def _notes(manifests: list[dict]) -> list[str]:
+def _notes(manifests: list[dict], weights_used: dict[str, dict] | None = None) -> list[str]:
+    """Lines the reader must see first: demo data, and transfer runs without pretrained weights, by their
+    parameters (``weights: null``) or by their metrics (``weights_used: null``: the named weights could
+    not be had and ``weights_fallback: random`` trained from random weights; ``weights_used`` maps a run
+    to its metrics' ``weights_used`` and ``weights_fallback_reason``)."""
     notes = []
     if any(m["data"].get("demo") for m in manifests):
         notes.append("These runs used the drawn demo data, a procedural stand-in: its scores say nothing "
                      "about The Simpsons.")
     for m in manifests:
         p = m["parameters"]
+        used = (weights_used or {}).get(m["run"], {})
         if p.get("arch") == "transfer" and not p.get("weights"):
             notes.append(f"{m['run']}: {p.get('backbone')} without pretrained weights (random frozen features): "
                          "it shows the mechanics of fine-tuning, not transfer learning.")
+        elif p.get("arch") == "transfer" and "weights_used" in used and used["weights_used"] is None:
+            notes.append(f"{m['run']}: {p.get('backbone')} trained from random weights, not {p.get('weights')} "
+                         f"({used.get('weights_fallback_reason') or 'the weights could not be had'}; "
+                         "weights_fallback: random): it shows the mechanics of fine-tuning, not transfer learning.")
     return notes
 
 
@@ -37,12 +46,13 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     order = [r for r in (order or []) if r in found]
     order += sorted((r for r in found if r not in order), key=lambda r: found[r]["started"])
     manifests = [found[r] for r in order]
-    rows, thumbs = [], []
+    rows, thumbs, weights_used = [], [], {}
     for m in manifests:
         rp = study.run(m["run"])
         if m["kind"] != "train" or not rp.metrics_json.is_file():
             continue
         met = read_json(rp.metrics_json)
+        weights_used[m["run"]] = {k: met[k] for k in ("weights_used", "weights_fallback_reason") if k in met}
         rows.append({"run": m["run"], "title": met["title"], "micro": f"{met['micro_f1']:.4f}",
                      "macro": f"{met['macro_f1']:.4f}", "accuracy": f"{met['accuracy']:.4f}",
                      "epochs": met["epochs_trained"], "seconds": met["train_seconds"], "device": met["device"]})
@@ -57,7 +67,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     files = [(f.name, f"../metrics/{f.name}") for f in [study.evolution_csv] if f.is_file()]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     page = env.get_template("index.html.j2").render(
-        profile=study.profile, notes=_notes(manifests), rows=rows, thumbs=thumbs, links=links, chart=chart,
+        profile=study.profile, notes=_notes(manifests, weights_used), rows=rows, thumbs=thumbs, links=links, chart=chart,
         headers=["run", "title", "val micro-F1", "val macro-F1", "accuracy", "epochs", "train s", "device"],
         submission=submission, files=files, generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return write_text(study.index_html, page)

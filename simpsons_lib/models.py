@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import urllib.error
 from pathlib import Path
@@ -136,10 +137,37 @@ def load_backbone(name: str, weights: str | None) -> nn.Module:
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
         target = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
         raise WeightsUnavailableError(
-            f"Could not load {name} weights {enum} ({exc}). Download {enum.url} on a machine with "
+            f"parameter 'weights': could not load {name} weights {enum} ({exc}). Download {enum.url} on a machine with "
             f"network access and put it at {target} (TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')}), "
-            "or set weights to the path of a local state-dict file."
+            "or set weights to the path of a local state-dict file (or weights_fallback: random to train from "
+            "random weights instead, saying so)."
         ) from exc
+
+
+WEIGHTS_FALLBACKS = ("error", "random")
+
+
+def load_backbone_or_random(name: str, weights: str | None, fallback: str = "error") -> tuple[nn.Module, str | None,
+                                                                                                str | None]:
+    """``load_backbone`` with the ``weights_fallback`` rule: ``(net, weights_used, reason)``.
+
+    When named torchvision weights cannot be had (``WeightsUnavailableError``: not in the TORCH_HOME
+    cache and not downloadable), ``fallback="error"`` raises and ``"random"`` returns a randomly
+    initialised net with ``weights_used=None`` and a short ``reason``, and logs a warning. A missing or
+    unreadable state-dict file, or an unknown weights name, is an error either way."""
+    if fallback not in WEIGHTS_FALLBACKS:
+        raise ValueError(f"weights_fallback must be one of {', '.join(WEIGHTS_FALLBACKS)}, not {fallback!r}")
+    try:
+        return load_backbone(name, weights), weights, None
+    except WeightsUnavailableError as exc:
+        if fallback == "error":
+            raise
+        cause = exc.__cause__
+        reason = (f"{weights} not in TORCH_HOME and not downloadable"
+                  + (f" ({type(cause).__name__})" if cause is not None else ""))
+        logging.getLogger(__name__).warning("%s: training %s from random weights (weights_fallback: random)",
+                                            reason, name)
+        return load_backbone(name, None), None, reason
 
 
 def _last_stage_and_width(name: str, net: nn.Module) -> tuple[list[nn.Module], int, str]:
@@ -156,17 +184,28 @@ def _last_stage_and_width(name: str, net: nn.Module) -> tuple[list[nn.Module], i
                      "efficientnet, convnext)")
 
 
+FINETUNE_MODES = ("last_stage", "full")
+
+
 class TransferModel(nn.Module):
-    """A torchvision backbone, frozen except its last stage, with a new head width→hidden→n_classes.
+    """A torchvision backbone, frozen except its last stage (``finetune="last_stage"``, the recipe) or
+    not frozen at all (``"full"``), with a new head width→hidden→n_classes.
 
     Frozen BatchNorm layers stay in eval mode while training, so their ImageNet statistics are kept.
+    ``weights_used`` is the weights the backbone really holds (None: random), ``weights_fallback_reason``
+    why named weights were not used (``weights_fallback="random"``, see ``load_backbone_or_random``).
     """
 
     def __init__(self, n_classes: int, backbone: str = "resnet50", weights: str | None = None,
-                 head_hidden: int = 512, head_dropout: float = 0.0):
+                 head_hidden: int = 512, head_dropout: float = 0.0, finetune: str = "last_stage",
+                 weights_fallback: str = "error"):
         super().__init__()
+        if finetune not in FINETUNE_MODES:
+            raise ValueError(f"finetune must be one of {', '.join(FINETUNE_MODES)}, not {finetune!r}")
         self.backbone_name = backbone
-        self.net = load_backbone(backbone, weights)
+        self.finetune = finetune
+        self.net, self.weights_used, self.weights_fallback_reason = load_backbone_or_random(
+            backbone, weights, weights_fallback)
         trainable, width, attr = _last_stage_and_width(backbone, self.net)
         self.feature_width = width
         head = nn.Sequential(
@@ -178,6 +217,8 @@ class TransferModel(nn.Module):
         if backbone.startswith("convnext"):  # keep its LayerNorm2d + Flatten before the new head
             head = nn.Sequential(*list(self.net.classifier)[:-1], *head)
         setattr(self.net, attr, head)
+        if finetune == "full":
+            trainable = [self.net]
         for p in self.net.parameters():
             p.requires_grad_(False)
         for module in [*trainable, head]:
@@ -198,18 +239,61 @@ class TransferModel(nn.Module):
         return self
 
 
+def _output_widths(blocks: list[nn.Module], input_size: int = 64) -> list[int]:
+    """The channels each block of a ``features`` sequence puts out, read by passing a blank image."""
+    widths, was_training = [], [b.training for b in blocks]
+    x = torch.zeros(1, 3, input_size, input_size)
+    with torch.no_grad():
+        for block in blocks:
+            x = block.eval()(x)
+            widths.append(int(x.shape[1]))
+    for block, mode in zip(blocks, was_training):
+        block.train(mode)
+    return widths
+
+
+def backbone_stages(model: TransferModel) -> list[tuple[str, list[nn.Parameter]]]:
+    """The stages of a transfer model in order from the input to the new head, each as ``(name, its
+    parameters)``: the unit of layer-wise learning rates (``train.layerwise_param_groups``).
+
+    ResNets: the stem (conv1, bn1), layer1 … layer4, the head. The ``features`` families (MobileNet,
+    EfficientNet, ConvNeXt): consecutive blocks of one output width form a stage (MobileNetV2's 17
+    inverted residuals become its 7 stages of the paper, ConvNeXt's downsampling joins the stage it
+    feeds), then the head. Every parameter of the model is in exactly one stage (checked)."""
+    net = model.net
+    if hasattr(net, "layer4") and hasattr(net, "fc"):
+        groups = [("stem", [net.conv1, net.bn1])] + [(f"layer{i}", [getattr(net, f"layer{i}")]) for i in range(1, 5)]
+    else:
+        blocks = list(net.features)
+        groups, last_width = [], None
+        for i, (block, width) in enumerate(zip(blocks, _output_widths(blocks))):
+            if groups and width == last_width:
+                first = groups[-1][0].split("-")[0]
+                groups[-1] = (f"{first}-{i}", groups[-1][1] + [block])
+            else:
+                groups.append((f"features.{i}", [block]))
+            last_width = width
+    groups.append(("head", [model.head]))
+    stages = [(name, [p for m in modules for p in m.parameters()]) for name, modules in groups]
+    stages = [(name, ps) for name, ps in stages if ps]
+    covered = [id(p) for _, ps in stages for p in ps]
+    if len(covered) != len(set(covered)) or set(covered) != {id(p) for p in model.parameters()}:
+        raise ValueError(f"backbone_stages: the stages of {model.backbone_name} do not hold every parameter once")
+    return stages
+
+
 ARCHITECTURES = ("simple_cnn", "mid_cnn", "transfer")
 
 
 def build_model(arch: str, n_classes: int, input_size: int = 224, backbone: str = "resnet50",
                 weights: str | None = None, head_hidden: int = 512, head_dropout: float = 0.0,
-                dropout: float = 0.5) -> nn.Module:
+                dropout: float = 0.5, finetune: str = "last_stage", weights_fallback: str = "error") -> nn.Module:
     if arch == "simple_cnn":
         return SimpleCnn(n_classes, input_size)
     if arch == "mid_cnn":
         return MidCnn(n_classes, input_size, dropout=dropout)
     if arch == "transfer":
-        return TransferModel(n_classes, backbone, weights, head_hidden, head_dropout)
+        return TransferModel(n_classes, backbone, weights, head_hidden, head_dropout, finetune, weights_fallback)
     raise ValueError(f"arch must be one of {ARCHITECTURES}, not {arch!r}")
 
 
@@ -268,8 +352,12 @@ def describe_transfer(model: nn.Module, weights: str | None) -> str:
     if not isinstance(model, TransferModel):
         return summary(model, 0).splitlines()[0]
     counts = count_parameters(model)
-    return (f"{model.backbone_name} with {describe_weights(weights)}.\n"
-            f"Trained: {', '.join(trainable_modules(model))} ({counts['trainable']:,} parameters); frozen: "
+    held = (f"random initial weights, not {weights}: {model.weights_fallback_reason} (weights_fallback: random)"
+            if model.weights_fallback_reason else describe_weights(weights))
+    trained = ("the whole network" if counts["frozen"] == 0 and counts["trainable"] else
+               ", ".join(trainable_modules(model)))
+    return (f"{model.backbone_name} with {held}.\n"
+            f"Trained: {trained} ({counts['trainable']:,} parameters); frozen: "
             f"{counts['frozen']:,} parameters.\nNew head: {head_shape(model)}.")
 
 

@@ -3,7 +3,9 @@ inside a notebook, after earlier runs have trained.
 
 - the device a run asks for exists (``device: cuda`` without a GPU fails here, not in a notebook);
 - a transfer run's backbone is a supported torchvision model and its ``weights`` can be had: a known
-  weights name (fetched now into ``TORCH_HOME`` when not cached) or an existing state-dict file;
+  weights name (fetched now into ``TORCH_HOME`` when not cached) or an existing state-dict file; with
+  ``weights_fallback: random`` weights that cannot be fetched are a warning (the run trains from random
+  weights and says so), not a failure;
 - the test set exists and every test image decodes (``on_bad_image: raise``), or the unreadable ones
   are listed (``skip``: the submission gives them the documented fallback prediction);
 - an ``answers`` file named by a run exists.
@@ -42,7 +44,8 @@ def check_device(p, where: str) -> None:
 
 
 def check_transfer(p, where: str) -> str | None:
-    """Backbone and weights of a transfer run; returns a line to print when weights were fetched."""
+    """Backbone and weights of a transfer run; returns a line to print when weights were fetched, or a
+    warning when they cannot be had and the run falls back to random weights (``weights_fallback``)."""
     if p["arch"] != "transfer":
         return None
     import torch
@@ -78,9 +81,14 @@ def check_transfer(p, where: str) -> str | None:
     try:
         enum.get_state_dict(progress=False)
     except Exception as exc:  # noqa: BLE001 - any download failure is reported the same way
+        if p.get("weights_fallback") == "random":
+            return (f"warning: {name} {weights} weights are not in {cached} and could not be fetched "
+                    f"({type(exc).__name__}): the run trains from random weights (weights_fallback: random) and "
+                    "says so in its title, metrics and the index page")
         raise PreflightError(f"{where}parameter 'weights': " + str(WeightsUnavailableError(
             f"could not fetch {name} {enum} ({type(exc).__name__}). Download {enum.url} on a machine with network "
-            f"access and put it at {cached}, or set weights to the path of a local state-dict file."))) from None
+            f"access and put it at {cached}, or set weights to the path of a local state-dict file (or "
+            "weights_fallback: random to train from random weights, saying so)."))) from None
     return f"fetched {name} {weights} weights into {cached}"
 
 
