@@ -8,11 +8,12 @@ would. Checkpoints hold tensors and plain data only and are loaded with ``weight
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -60,9 +61,36 @@ def make_loader(dataset, batch_size: int, shuffle: bool, seed: int, num_workers:
                       pin_memory=device is not None and device.type == "cuda", drop_last=False)
 
 
-def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: float = 0.0,
+def layerwise_param_groups(stages: Sequence[tuple[str, Sequence[torch.nn.Parameter]]], lr: float,
+                           decay: float) -> list[dict]:
+    """Optimizer parameter groups from ``stages`` (input first, head last: ``models.backbone_stages``):
+    the last stage gets ``lr``, each stage before it ``decay`` times the next one's (layer-wise LR
+    decay). Only parameters that train are included; stages without any are left out. Each group is
+    named after its stage (``name``)."""
+    groups = []
+    for depth, (name, stage_params) in enumerate(reversed(list(stages))):
+        trainable = [p for p in stage_params if p.requires_grad]
+        if trainable:
+            groups.append({"params": trainable, "lr": lr * decay ** depth, "name": name})
+    return groups[::-1]
+
+
+def param_groups_table(groups: torch.nn.Module | Iterable[dict]) -> pd.DataFrame:
+    """What ``build_optimizer`` gets, one row per group: its name, trainable parameters and starting LR
+    (the schedule scales every group alike). A model: one row, ``lr`` left empty (the run's ``lr``)."""
+    if isinstance(groups, torch.nn.Module):
+        n = sum(p.numel() for p in groups.parameters() if p.requires_grad)
+        return pd.DataFrame([{"group": "all trainable parameters", "parameters": n, "lr": None}])
+    return pd.DataFrame([{"group": g.get("name", str(i)), "parameters": sum(p.numel() for p in g["params"]),
+                          "lr": g["lr"]} for i, g in enumerate(groups)])
+
+
+def build_optimizer(model: torch.nn.Module | Iterable[dict], name: str, lr: float, weight_decay: float = 0.0,
                     momentum: float = 0.9) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    """The optimizer over ``model``'s trainable parameters (one group at ``lr``), or over parameter
+    groups (``layerwise_param_groups``: each group's own ``lr``)."""
+    params = ([p for p in model.parameters() if p.requires_grad] if isinstance(model, torch.nn.Module)
+              else list(model))
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
@@ -72,14 +100,41 @@ def build_optimizer(model: torch.nn.Module, name: str, lr: float, weight_decay: 
     raise ValueError(f"optimizer must be adam, adamw or sgd, not {name!r}")
 
 
-def build_scheduler(optimizer, name: str, epochs: int, step_size: int = 1, gamma: float = 0.1):
+class WarmupCosine(torch.optim.lr_scheduler.LambdaLR):
+    """Per-step schedule (``fit`` steps it after every batch, ``per_step``): each group's LR rises
+    linearly from ``1/warmup_steps`` of its own to all of it over ``warmup_steps``, then follows a
+    cosine to 0 at ``total_steps``."""
+
+    per_step = True
+
+    def __init__(self, optimizer, total_steps: int, warmup_steps: int):
+        if total_steps < 1 or not 0 <= warmup_steps < total_steps:
+            raise ValueError(f"warmup_cosine needs 0 <= warmup steps < total steps, got {warmup_steps} and "
+                             f"{total_steps}")
+        self.total_steps, self.warmup_steps = total_steps, warmup_steps
+
+        def factor(step: int) -> float:
+            if step < warmup_steps:
+                return (step + 1) / warmup_steps
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup_steps) / (total_steps - warmup_steps))))
+        super().__init__(optimizer, factor)
+
+
+def build_scheduler(optimizer, name: str, epochs: int, step_size: int = 1, gamma: float = 0.1,
+                    warmup_epochs: float = 0.0, steps_per_epoch: int | None = None):
+    """``none``, ``cosine`` and ``step`` are stepped once per epoch; ``warmup_cosine`` once per batch
+    (``WarmupCosine``; needs ``steps_per_epoch``, the training loader's length)."""
     if name == "none":
         return None
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     if name == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
-    raise ValueError(f"scheduler must be none, cosine or step, not {name!r}")
+    if name == "warmup_cosine":
+        if not steps_per_epoch:
+            raise ValueError("scheduler warmup_cosine needs steps_per_epoch (the training loader's length)")
+        return WarmupCosine(optimizer, epochs * steps_per_epoch, round(warmup_epochs * steps_per_epoch))
+    raise ValueError(f"scheduler must be none, cosine, step or warmup_cosine, not {name!r}")
 
 
 def params_fingerprint(meta: dict) -> str:
@@ -201,9 +256,14 @@ def to_training_device(model: torch.nn.Module, device: torch.device) -> torch.nn
 
 
 def train_epoch(model: torch.nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, loss_fn,
-                device: torch.device, amp: bool) -> tuple[float, float, int]:
+                device: torch.device, amp: bool, batch_transform: Callable | None = None,
+                step_scheduler=None) -> tuple[float, float, int]:
     """One pass of ``train_step`` over ``batches``; returns (mean loss, accuracy, images seen). A batch
     of a single image (an epoch's remainder) is skipped: BatchNorm layers cannot train on one sample.
+
+    ``batch_transform(images, labels) -> (images, targets)`` (MixUp/CutMix: ``transforms.batch_mixing``)
+    is applied to each batch on the device; the loss takes its (soft) targets, and the accuracy is
+    always counted against the batch's own hard labels. ``step_scheduler`` is stepped after every batch.
 
     The sums stay on the device and are read once at the end: reading them every step would make the
     host wait for each step, and the GPU would idle while the next batch is prepared."""
@@ -215,7 +275,10 @@ def train_epoch(model: torch.nn.Module, batches: Iterable, optimizer: torch.opti
         if len(labels) == 1:
             continue
         images, labels = to_device(images, device), labels.to(device, non_blocking=True)
-        loss, logits = train_step(model, images, labels, optimizer, loss_fn, device, amp)
+        images, targets = batch_transform(images, labels) if batch_transform is not None else (images, labels)
+        loss, logits = train_step(model, images, targets, optimizer, loss_fn, device, amp)
+        if step_scheduler is not None:
+            step_scheduler.step()
         loss_sum += loss * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
@@ -230,7 +293,8 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         checkpoint_dir: str | Path, history_csv: str | Path | None = None, classes: list[str],
         meta: dict | None = None, resume: bool = True, progress: bool | None = None,
         after_epoch: Callable[[int], None] | None = None, keep_optimizer_state: bool = False,
-        run_name: str | None = None) -> FitResult:
+        run_name: str | None = None, label_smoothing: float = 0.0,
+        batch_transform: Callable | None = None) -> FitResult:
     """Train ``model``; keep ``best.pt`` (by ``monitor``) and ``last.pt`` in ``checkpoint_dir``.
 
     Each checkpoint holds the model state, class names, ``meta`` (the run's parameters), the epoch,
@@ -240,6 +304,11 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     uninterrupted run. Once the run is finished (last epoch or early stop), ``last.pt`` is rewritten
     without those states (unless ``keep_optimizer_state``), still marked finished, so a re-run with the
     same parameters returns at once. The model ends with the best weights loaded.
+
+    The loss is cross-entropy with ``label_smoothing``; ``batch_transform`` (MixUp/CutMix) mixes each
+    training batch (see ``train_epoch``). A scheduler with ``per_step`` (``WarmupCosine``) is stepped
+    after every batch, any other after every epoch. The history's ``lr`` is the largest group's LR at
+    the start of the epoch.
 
     After each epoch ``progress.report_epoch`` reports it under ``run_name`` (default: ``meta``'s
     ``run_name``, else the checkpoint folder's name), with an ETA from the mean epoch time so far.
@@ -253,7 +322,8 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     show = progress_enabled(progress)
     run_name = run_name or str(meta.get("run_name") or checkpoint_dir.name)
     model = to_training_device(model, device)
-    loss_fn = torch.nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    per_step = bool(getattr(scheduler, "per_step", False))
 
     history: list[dict] = []
     best_score, best_epoch, stale, start_epoch, resumed_from, finished = None, 0, 0, 1, None, False
@@ -286,10 +356,11 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
             break
         start = time.perf_counter()
         batches = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not show, leave=False)
-        train_loss, train_accuracy, seen = train_epoch(model, batches, optimizer, loss_fn, device, amp)
+        lr = max(group["lr"] for group in optimizer.param_groups)
+        train_loss, train_accuracy, seen = train_epoch(model, batches, optimizer, loss_fn, device, amp,
+                                                       batch_transform, scheduler if per_step else None)
         train_seconds = time.perf_counter() - start
-        lr = optimizer.param_groups[0]["lr"]
-        if scheduler is not None:
+        if scheduler is not None and not per_step:
             scheduler.step()
         probs, targets, val_loss = predict(model, val_loader, device, amp, progress=False)
         m = compute_metrics(targets, probs.argmax(1), classes)

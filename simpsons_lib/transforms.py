@@ -224,3 +224,31 @@ def _geometry(x: torch.Tensor, params: dict) -> torch.Tensor:
     x[idx] = torch.nn.functional.grid_sample(x[idx], grid, mode="nearest", padding_mode="zeros",
                                              align_corners=False)
     return x
+
+
+def batch_mixing(mixup_alpha: float, cutmix_alpha: float, n_classes: int):
+    """MixUp and/or CutMix (torchvision v2) for whole training batches, or None when both alphas are 0.
+
+    Called as ``mix(images, labels) -> (images, soft_targets)`` on a normalised batch and its integer
+    labels (``train.train_epoch`` does, on the device); with both on, each batch gets one of the two,
+    chosen at random. The random draws come from torch's global generator (seeded per run)."""
+    mixers = []
+    if mixup_alpha > 0:
+        mixers.append(v2.MixUp(alpha=float(mixup_alpha), num_classes=n_classes))
+    if cutmix_alpha > 0:
+        mixers.append(v2.CutMix(alpha=float(cutmix_alpha), num_classes=n_classes))
+    if not mixers:
+        return None
+    return mixers[0] if len(mixers) == 1 else v2.RandomChoice(mixers)
+
+
+def describe_batch_mixing(mixup_alpha: float, cutmix_alpha: float) -> str:
+    """The batch mixing in words."""
+    parts = [f"MixUp (alpha {mixup_alpha:g})" if mixup_alpha > 0 else "",
+             f"CutMix (alpha {cutmix_alpha:g})" if cutmix_alpha > 0 else ""]
+    parts = [x for x in parts if x]
+    if not parts:
+        return "No batch mixing: every training image keeps its own label."
+    how = " or ".join(parts) + (", one of the two per batch at random" if len(parts) == 2 else ", every batch")
+    return (f"Batch mixing: {how}; the loss takes the mixed soft labels, the training accuracy counts each "
+            "image's own label.")
