@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import platform
 
+import numpy as np
 import pandas as pd
 import torch
 
 from . import evaluate, params, train
 from .datasets import DeviceBatchLoader
 from .io_utils import read_json, write_csv, write_json
-from .models import build_model, count_parameters
+from .models import TransferModel, backbone_stages, build_model, count_parameters
+from .predict import predict_loader
 from .paths import RunPaths, StudyPaths
 from .study import StudyData
 from .transforms import BatchAugment, PerClassTransform, eval_transform, labels_of, worst_classes_from_metrics
+from .transforms import batch_mixing
 
 
 def worst_classes(p, rp: RunPaths, classes: list[str]) -> list[str]:
@@ -32,9 +35,24 @@ def worst_classes(p, rp: RunPaths, classes: list[str]) -> list[str]:
 
 
 def make_model(p, study: StudyData) -> torch.nn.Module:
+    """The run's model. When its named weights cannot be had and ``weights_fallback`` is ``random``, the
+    run's ``title`` gets " (random weights: <reason>)" (the metrics record ``weights_used: null``)."""
     train.seed_everything(p["seed"])  # the same seed gives the same initial weights
-    return build_model(p["arch"], study.n_classes, p["image_size"], backbone=p["backbone"], weights=p["weights"],
-                       head_hidden=p["head_hidden"], head_dropout=p["head_dropout"], dropout=p["dropout"])
+    model = build_model(p["arch"], study.n_classes, p["image_size"], backbone=p["backbone"], weights=p["weights"],
+                        head_hidden=p["head_hidden"], head_dropout=p["head_dropout"], dropout=p["dropout"],
+                        finetune=p["finetune"], weights_fallback=p["weights_fallback"])
+    reason = getattr(model, "weights_fallback_reason", None)
+    if reason and "(random weights:" not in p["title"]:
+        p["title"] = f"{p['title']} (random weights: {reason})"
+    return model
+
+
+def parameter_groups(model: torch.nn.Module, p):
+    """What the optimizer trains: layer-wise LR groups of a transfer model's stages when ``lr_decay`` < 1
+    (``models.backbone_stages``), else the model itself (one LR)."""
+    if p["lr_decay"] == 1.0 or not isinstance(model, TransferModel):
+        return model
+    return train.layerwise_param_groups(backbone_stages(model), p["lr"], p["lr_decay"])
 
 
 def loader_kind(p, device: torch.device, study: StudyData) -> str:
@@ -72,14 +90,18 @@ def train_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, worst
     train.seed_everything(p["seed"])
     train_loader = make_train_loader(p, study, device, worst)
     val_loader = make_val_loader(p, study, device)
-    optimizer = train.build_optimizer(model, p["optimizer"], p["lr"], p["weight_decay"], p["momentum"])
-    scheduler = train.build_scheduler(optimizer, p["scheduler"], p["epochs"], p["step_size"], p["gamma"])
+    optimizer = train.build_optimizer(parameter_groups(model, p), p["optimizer"], p["lr"], p["weight_decay"],
+                                      p["momentum"])
+    scheduler = train.build_scheduler(optimizer, p["scheduler"], p["epochs"], p["step_size"], p["gamma"],
+                                      p["warmup_epochs"], len(train_loader))
     meta = {**params.training_values(p), "worst_classes_used": worst, "loader_used": loader_kind(p, device, study),
-            "data": study.fingerprint}
+            "data": study.fingerprint, "weights_used": getattr(model, "weights_used", None)}
     return train.fit(model, train_loader, val_loader, epochs=p["epochs"], optimizer=optimizer, scheduler=scheduler,
                      device=device, amp=p["amp"], monitor=p["monitor"], patience=p["patience"],
                      checkpoint_dir=rp.models, history_csv=rp.history_csv, classes=study.classes, meta=meta,
-                     resume=p["resume"], progress=progress, after_epoch=after_epoch)
+                     resume=p["resume"], progress=progress, after_epoch=after_epoch,
+                     label_smoothing=p["label_smoothing"],
+                     batch_transform=batch_mixing(p["mixup_alpha"], p["cutmix_alpha"], study.n_classes))
 
 
 def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, result: train.FitResult,
@@ -88,7 +110,7 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
     per-image predictions as ``metrics/<run>_val_predictions.csv``."""
     device = torch.device(result.device)
     loader = make_val_loader(p, study, device)
-    probs, targets, val_loss = evaluate.predict(model, loader, device, p["amp"])
+    probs, targets, val_loss = predict_validation(model, loader, device, p)
     metrics = evaluate.compute_metrics(targets, probs.argmax(1), study.classes)
     predictions = evaluate.prediction_frame(study.val, probs, study.classes)
     write_csv(rp.predictions_csv, predictions)
@@ -98,10 +120,22 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
         "train_seconds": round(result.train_seconds, 2), "device": result.device,
         "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
         "parameters": count_parameters(model), "worst_classes_augmented": worst,
-        "checkpoint": str(result.best_checkpoint), "params": dict(p),
+        "checkpoint": str(result.best_checkpoint), "params": dict(p), "tta": p["tta"],
+        "weights_used": getattr(model, "weights_used", None),
+        "weights_fallback_reason": getattr(model, "weights_fallback_reason", None),
     })
     write_json(rp.metrics_json, metrics)
     return metrics, predictions
+
+
+def predict_validation(model: torch.nn.Module, loader, device: torch.device, p) -> tuple[np.ndarray, list, float]:
+    """Validation probabilities, labels and mean cross-entropy; with ``tta`` (flip, flip+scales) the
+    probabilities are ``predict.predict_loader``'s averages over the views, and the loss theirs."""
+    if p["tta"] == "none":
+        return evaluate.predict(model, loader, device, p["amp"])
+    probs, targets = predict_loader(model, loader, device, p["amp"], p["tta"])
+    picked = probs[np.arange(len(targets)), np.asarray(targets, dtype=np.int64)]
+    return probs, targets, float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
 def load_run_metrics(study: StudyPaths, runs: list[str]) -> dict[str, dict]:
@@ -172,8 +206,9 @@ def describe_runs(metrics_by_run: dict[str, dict]) -> str:
         delta = "" if run == runs[0] else f" ({m['micro_f1'] - base['micro_f1']:+.3f} micro-F1 against {runs[0]})"
         lines.append(f"{m['title']}: micro-F1 {m['micro_f1']:.3f}, macro-F1 {m['macro_f1']:.3f}{delta}")
         p = m.get("params", {})
-        if p.get("arch") == "transfer" and not p.get("weights"):
-            lines.append(f"  {run} ran without pretrained weights: its frozen {p.get('backbone')} features are "
+        if p.get("arch") == "transfer" and not m.get("weights_used", p.get("weights")):
+            why = f" ({m['weights_fallback_reason']})" if m.get("weights_fallback_reason") else ""
+            lines.append(f"  {run} ran without pretrained weights{why}: its {p.get('backbone')} features started "
                          "random, so it shows the mechanics of fine-tuning, not transfer learning.")
     best = max(runs, key=lambda r: metrics_by_run[r]["micro_f1"])
     lines.append(f"Best by validation micro-F1: {metrics_by_run[best]['title']}.")

@@ -118,7 +118,11 @@ TRAIN = {
     "lr": Spec(FLOAT, 0.001, "learning rate", check=_range(0, 10, lo_open=True)),
     "weight_decay": Spec(FLOAT, 0.0, "weight decay", check=_range(0)),
     "momentum": Spec(FLOAT, 0.9, "SGD momentum (optimizer sgd)", check=_range(0, 1)),
-    "scheduler": Spec(STR, "none", "learning-rate schedule: none, cosine or step", check=_one_of("none", "cosine", "step")),
+    "scheduler": Spec(STR, "none", "learning-rate schedule: none, cosine, step (per epoch) or warmup_cosine (per "
+                      "step: linear warmup over warmup_epochs, then cosine to 0)",
+                      check=_one_of("none", "cosine", "step", "warmup_cosine")),
+    "warmup_epochs": Spec(FLOAT, 0.0, "epochs of linear LR warmup (scheduler warmup_cosine; fractions allowed)",
+                          check=_range(0)),
     "step_size": Spec(INT, 3, "epochs between LR drops (scheduler step)", check=_range(1)),
     "gamma": Spec(FLOAT, 0.1, "LR factor per drop (scheduler step)", check=_range(0, 1, lo_open=True)),
     "monitor": Spec(STR, "val_micro_f1", "metric for the best checkpoint and early stopping",
@@ -134,6 +138,20 @@ TRAIN = {
     "resume": Spec(BOOL, True, "continue from the run's last checkpoint when its training fingerprint matches",
                    trains=False),
     "gallery_size": Spec(INT, 18, "misclassified images shown", check=_range(0), trains=False),
+    "finetune": Spec(STR, "last_stage", "what trains in a transfer model: last_stage (the recipe: last stage + new "
+                     "head) or full (the whole network)", check=_one_of("last_stage", "full")),
+    "lr_decay": Spec(FLOAT, 1.0, "layer-wise LR factor per backbone stage towards the input (head: lr, last stage: "
+                     "lr*d, the one before: lr*d^2, ...; 1.0 = one LR for all)", check=_range(0, 1, lo_open=True)),
+    "label_smoothing": Spec(FLOAT, 0.0, "label smoothing of the cross-entropy loss", check=_range(0, 0.99)),
+    "mixup_alpha": Spec(FLOAT, 0.0, "MixUp's Beta(alpha, alpha) on each training batch (0 = off)", check=_range(0)),
+    "cutmix_alpha": Spec(FLOAT, 0.0, "CutMix's Beta(alpha, alpha) on each training batch (0 = off; with MixUp on "
+                         "too, each batch gets one of the two at random)", check=_range(0)),
+    "weights_fallback": Spec(STR, "error", "when named torchvision weights cannot be had (not cached in TORCH_HOME, "
+                             "not downloadable): error, or random (train from random weights and say so; not on "
+                             "the Kaggle data)", check=_one_of("error", "random")),
+    "tta": Spec(STR, "none", "test-time augmentation of the final validation: none, flip or flip+scales "
+                "(the best epoch is still chosen without it)", check=_one_of("none", "flip", "flip+scales"),
+                trains=False),
 }
 
 REPORT = {
@@ -244,6 +262,15 @@ def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
     if kind == "train":
         if values["worst_from_run"] and values["worst_k"] is None and values["worst_below"] is None:
             raise ParameterError(f"{where}parameter 'worst_k': worst_from_run needs worst_k and/or worst_below")
+        if values["weights_fallback"] == "random" and values["dataset"] == "kaggle" and not values["data_dir"]:
+            raise ParameterError(f"{where}parameter 'weights_fallback': 'random' is not allowed on the Kaggle data "
+                                 "(a run there must use the weights it names; set weights_fallback: error)")
+        if values["scheduler"] == "warmup_cosine" and values["warmup_epochs"] >= values["epochs"]:
+            raise ParameterError(f"{where}parameter 'warmup_epochs': must be less than epochs "
+                                 f"({values['epochs']}), got {values['warmup_epochs']}")
+        if values["lr_decay"] != 1.0 and values["arch"] != "transfer":
+            raise ParameterError(f"{where}parameter 'lr_decay': applies to arch transfer only (the backbone's "
+                                 f"stages), not {values['arch']!r}")
         smallest = min_input_size(values["arch"])
         if values["image_size"] < smallest:
             raise ParameterError(f"{where}parameter 'image_size': {values['arch']} needs at least {smallest} px "
