@@ -11,6 +11,7 @@ from . import evaluate, params, train
 from .datasets import DeviceBatchLoader
 from .io_utils import read_json, write_csv, write_json
 from .models import build_model, count_parameters
+from .predict import export_model
 from .paths import RunPaths, StudyPaths
 from .study import StudyData
 from .transforms import BatchAugment, PerClassTransform, eval_transform, labels_of, worst_classes_from_metrics
@@ -101,6 +102,7 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
         "checkpoint": str(result.best_checkpoint), "params": dict(p),
     })
     write_json(rp.metrics_json, metrics)
+    export_model(rp.model_file, model, study.classes, p)  # weights-only: what predict and the report load
     return metrics, predictions
 
 
@@ -118,21 +120,6 @@ def load_run_metrics(study: StudyPaths, runs: list[str]) -> dict[str, dict]:
 def load_predictions(study: StudyPaths, run: str) -> pd.DataFrame:
     """A run's per-image validation predictions (``evaluate.prediction_frame``)."""
     return pd.read_csv(study.run(run).predictions_csv)
-
-
-def load_trained_model(study: StudyPaths, run: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """Rebuild a run's model from its best checkpoint (architecture from the saved parameters)."""
-    path = study.run(run).best_checkpoint
-    if not path.exists():
-        raise FileNotFoundError(f"submission_run: no checkpoint for run {run!r} at {path}")
-    ckpt = train.load_checkpoint(path, required=train.WEIGHTS_KEYS)
-    p = ckpt["params"]
-    # weights=None: the checkpoint holds every weight, pretrained ones included.
-    model = build_model(p["arch"], len(ckpt["classes"]), p["image_size"], backbone=p["backbone"], weights=None,
-                        head_hidden=p["head_hidden"], head_dropout=p["head_dropout"], dropout=p["dropout"])
-    model.load_state_dict(ckpt["model_state"])
-    return model.to(device).eval(), ckpt
-
 
 
 def describe_augmentation(p, worst: list[str]) -> str:
