@@ -11,7 +11,7 @@ from . import evaluate, params, train
 from .datasets import DeviceBatchLoader
 from .io_utils import read_json, write_csv, write_json
 from .models import build_model, count_parameters
-from .predict import export_model
+from .predict import export_model, load_weights
 from .paths import RunPaths, StudyPaths
 from .study import StudyData
 from .transforms import BatchAugment, PerClassTransform, eval_transform, labels_of, worst_classes_from_metrics
@@ -77,10 +77,13 @@ def train_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, worst
     scheduler = train.build_scheduler(optimizer, p["scheduler"], p["epochs"], p["step_size"], p["gamma"])
     meta = {**params.training_values(p), "worst_classes_used": worst, "loader_used": loader_kind(p, device, study),
             "data": study.fingerprint}
-    return train.fit(model, train_loader, val_loader, epochs=p["epochs"], optimizer=optimizer, scheduler=scheduler,
+    result = train.fit(model, train_loader, val_loader, epochs=p["epochs"], optimizer=optimizer, scheduler=scheduler,
                      device=device, amp=p["amp"], monitor=p["monitor"], patience=p["patience"],
                      checkpoint_dir=rp.models, history_csv=rp.history_csv, classes=study.classes, meta=meta,
                      resume=p["resume"], progress=progress, after_epoch=after_epoch)
+    if not result.best_checkpoint.exists() and rp.model_file.exists():  # finished and exported before
+        load_weights(model, rp.model_file)
+    return result
 
 
 def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, result: train.FitResult,
@@ -99,10 +102,14 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
         "train_seconds": round(result.train_seconds, 2), "device": result.device,
         "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
         "parameters": count_parameters(model), "worst_classes_augmented": worst,
-        "checkpoint": str(result.best_checkpoint), "params": dict(p),
+        "checkpoint": str(rp.model_file), "params": dict(p),
     })
     write_json(rp.metrics_json, metrics)
-    export_model(rp.model_file, model, study.classes, p)  # weights-only: what predict and the report load
+    # The finished run's weights-only export, what predict and the report load, replaces best.pt (the
+    # same weights); last.pt keeps the run's record (history, fingerprint), so a re-run does not train.
+    export_model(rp.model_file, model, study.classes, p)
+    if result.last_checkpoint.exists() and train.load_checkpoint(result.last_checkpoint).get("finished"):
+        result.best_checkpoint.unlink(missing_ok=True)
     return metrics, predictions
 
 
