@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Issue 5's device check, prepared to run ONCE on the lent GPU machine (no network, Python 3.12 with
-# torch there; papermill & co. travel as wheels). Here, first: `bash benchmarks/fetch_device_wheels.sh`.
-# Then, with the device tool, from the repo root:
-#     run(command="DEADLINE=480 bash benchmarks/gpu_check.sh", carry=[".whl"], timeout_s=500)   # ~400 s on an H100
-# It generates the full-size demo stand-in (scale 1.0, Kaggle layout), runs the throughput benchmark,
-# then `make all` (profile full; ResNet50 with weights null: ImageNet weights cannot be fetched there)
+# GPU check of the study, prepared to run once on a GPU machine without network access (Python 3.12 with
+# torch and torchvision installed; papermill and the other notebook packages come as wheels in .whl/,
+# downloaded beforehand on a machine with network access by `bash benchmarks/fetch_device_wheels.sh`).
+# From the repository root, with .whl/ copied along:
+#     DEADLINE=480 bash benchmarks/gpu_check.sh        # about 400 s on one H100
+# It generates the full-size drawn stand-in (scale 1.0, Kaggle layout) into the profile's data folder, runs
+# the throughput benchmark, then `make pipeline PROFILE=full` (params/full/ copied to a temporary params
+# folder, PARAMS_ROOT, with ResNet50's weights set to null: no ImageNet weights can be downloaded offline)
 # from a cold image cache, and writes under $OUT: gpu.txt (machine, versions, data generation),
 # bench.csv (the benchmark at batch 256 and at the full profile's batch 64), bench.txt (its log), trace.txt
 # (torch.profiler of the pipeline at batch 256), make_all.txt, summary.txt (wall time, peak host and GPU
 # memory, val F1, epochs and training img/s of each run, the slowest cells of each notebook).
-# MAKE_ALL_LIMIT (seconds, default 600), or DEADLINE (seconds for the whole script), stops `make all` in time
-# for the summary to be written. JOBS=3 runs `make -j3` (notebooks that depend only on simple_cnn run at the
-# same time on the one GPU); BENCH=0 skips the benchmark (a second call that only times `make all`).
-# Local smoke of the mechanics: PYTHON=.venv/bin/python PROFILE=smoke SCALE=0.02 bash benchmarks/gpu_check.sh
+# MAKE_ALL_LIMIT (seconds, default 600), or DEADLINE (seconds for the whole script), stops the pipeline in
+# time for the summary to be written. JOBS=3 runs `make -j3` (the runs that depend only on simple_cnn train
+# at the same time on the one GPU); BENCH=0 skips the benchmark (only the pipeline is timed).
+# Dry run of the mechanics on a CPU (about 2-3 min):
+#     PYTHON=.venv/bin/python PROFILE=smoke SCALE=0.02 bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check_out}; PYTHON=${PYTHON:-python3}; PROFILE=${PROFILE:-full}; SCALE=${SCALE:-1.0}
 JOBS=${JOBS:-1}; BENCH=${BENCH:-1}
@@ -80,8 +83,12 @@ for m in sorted((results / "metrics").glob("*.json")):
     if "micro_f1" in d and "title" in d:
         history = m.with_name(f"{d['run']}_history.csv")
         rate = pd.read_csv(history)["train_images_per_s"].median() if history.exists() else float("nan")
+        if d.get("epochs_trained") is None:  # an ensemble of trained runs, validated by the report (not trained)
+            lines.append(f"{d['run']:16s} val micro-F1 {d['micro_f1']:.4f} macro-F1 {d['macro_f1']:.4f} "
+                         f"(mean of {', '.join(d.get('members', []))}, not trained)")
+            continue
         lines.append(f"{d['run']:16s} val micro-F1 {d['micro_f1']:.4f} macro-F1 {d['macro_f1']:.4f} epochs {d['epochs_trained']} "
-                     f"train {d['train_seconds']} s ({rate:.0f} img/s median epoch) on {d['device_name']}")
+                     f"train {d['train_seconds']} s ({rate:.0f} img/s median epoch) on {d.get('device_name')}")
 for nb in sorted((results / "manifests").glob("*.json")):
     d = json.loads(nb.read_text())
     lines.append(f"{d['run']:16s} notebook {d['seconds']} s")

@@ -27,10 +27,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simpsons_lib import experiment, params, pipeline, study, train  # noqa: E402
+from simpsons_lib import experiment, params, study, train  # noqa: E402
 from simpsons_lib.evaluate import to_device  # noqa: E402
 from simpsons_lib.io_utils import write_csv, write_text  # noqa: E402
-from simpsons_lib.paths import NOTEBOOKS_DIR, PROJECT_ROOT  # noqa: E402
+from simpsons_lib.paths import PROJECT_ROOT  # noqa: E402
 
 MODELS = {"simple_cnn": {"arch": "simple_cnn"}, "mid_cnn": {"arch": "mid_cnn"},
           "resnet50": {"arch": "transfer", "backbone": "resnet50", "weights": None}}
@@ -121,7 +121,7 @@ def trace(name: str, p, s: study.StudyData, steps: int) -> str:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data-dir", default=None, help="dataset folder (default: data/demo, generated if absent)")
+    ap.add_argument("--data-dir", default=None, help="dataset folder (default: data/demo, from `make demo-data`)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--image-size", type=int, default=224)
     ap.add_argument("--batch-size", type=int, nargs="+", default=[256], help="one or more batch sizes")
@@ -135,9 +135,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--time-make-all", action="store_true", help="also run and time `make all`")
     args = ap.parse_args(argv)
 
-    defaults = pipeline.notebook_defaults(NOTEBOOKS_DIR / "01_simple_cnn.ipynb")
-    base = {**defaults, "profile": "bench", "data_dir": args.data_dir, "device": args.device,
-            "image_size": args.image_size, "num_workers": args.num_workers, "loader": args.loader, "augment": True}
+    # The training schema's defaults (simpsons_lib/params.py), on the demo data unless --data-dir says otherwise.
+    base = {**params.defaults("train"), "profile": "bench", "dataset": "demo", "data_dir": args.data_dir,
+            "device": args.device, "image_size": args.image_size, "num_workers": args.num_workers,
+            "loader": args.loader, "augment": True}
 
     def model_params(name: str, batch_size: int):
         return params.validate("train", {**base, **MODELS[name], "batch_size": batch_size})

@@ -12,7 +12,7 @@ from . import evaluate, params, train
 from .datasets import DeviceBatchLoader
 from .io_utils import read_json, write_csv, write_json
 from .models import TransferModel, backbone_stages, build_model, count_parameters
-from .predict import predict_loader
+from .predict import export_model, load_weights, predict_loader
 from .paths import RunPaths, StudyPaths
 from .study import StudyData
 from .transforms import BatchAugment, PerClassTransform, eval_transform, labels_of, worst_classes_from_metrics
@@ -96,12 +96,15 @@ def train_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, worst
                                       p["warmup_epochs"], len(train_loader))
     meta = {**params.training_values(p), "worst_classes_used": worst, "loader_used": loader_kind(p, device, study),
             "data": study.fingerprint, "weights_used": getattr(model, "weights_used", None)}
-    return train.fit(model, train_loader, val_loader, epochs=p["epochs"], optimizer=optimizer, scheduler=scheduler,
+    result = train.fit(model, train_loader, val_loader, epochs=p["epochs"], optimizer=optimizer, scheduler=scheduler,
                      device=device, amp=p["amp"], monitor=p["monitor"], patience=p["patience"],
                      checkpoint_dir=rp.models, history_csv=rp.history_csv, classes=study.classes, meta=meta,
                      resume=p["resume"], progress=progress, after_epoch=after_epoch,
                      label_smoothing=p["label_smoothing"],
                      batch_transform=batch_mixing(p["mixup_alpha"], p["cutmix_alpha"], study.n_classes))
+    if not result.best_checkpoint.exists() and rp.model_file.exists():  # finished and exported before
+        load_weights(model, rp.model_file)
+    return result
 
 
 def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, result: train.FitResult,
@@ -120,11 +123,16 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
         "train_seconds": round(result.train_seconds, 2), "device": result.device,
         "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
         "parameters": count_parameters(model), "worst_classes_augmented": worst,
-        "checkpoint": str(result.best_checkpoint), "params": dict(p), "tta": p["tta"],
+        "checkpoint": str(rp.model_file), "params": dict(p), "tta": p["tta"],
         "weights_used": getattr(model, "weights_used", None),
         "weights_fallback_reason": getattr(model, "weights_fallback_reason", None),
     })
     write_json(rp.metrics_json, metrics)
+    # The finished run's weights-only export, what predict and the report load, replaces best.pt (the
+    # same weights); last.pt keeps the run's record (history, fingerprint), so a re-run does not train.
+    export_model(rp.model_file, model, study.classes, p)
+    if result.last_checkpoint.exists() and train.load_checkpoint(result.last_checkpoint).get("finished"):
+        result.best_checkpoint.unlink(missing_ok=True)
     return metrics, predictions
 
 
@@ -152,21 +160,6 @@ def load_run_metrics(study: StudyPaths, runs: list[str]) -> dict[str, dict]:
 def load_predictions(study: StudyPaths, run: str) -> pd.DataFrame:
     """A run's per-image validation predictions (``evaluate.prediction_frame``)."""
     return pd.read_csv(study.run(run).predictions_csv)
-
-
-def load_trained_model(study: StudyPaths, run: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """Rebuild a run's model from its best checkpoint (architecture from the saved parameters)."""
-    path = study.run(run).best_checkpoint
-    if not path.exists():
-        raise FileNotFoundError(f"submission_run: no checkpoint for run {run!r} at {path}")
-    ckpt = train.load_checkpoint(path, required=train.WEIGHTS_KEYS)
-    p = ckpt["params"]
-    # weights=None: the checkpoint holds every weight, pretrained ones included.
-    model = build_model(p["arch"], len(ckpt["classes"]), p["image_size"], backbone=p["backbone"], weights=None,
-                        head_hidden=p["head_hidden"], head_dropout=p["head_dropout"], dropout=p["dropout"])
-    model.load_state_dict(ckpt["model_state"])
-    return model.to(device).eval(), ckpt
-
 
 
 def describe_augmentation(p, worst: list[str]) -> str:

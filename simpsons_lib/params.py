@@ -157,8 +157,13 @@ TRAIN = {
 REPORT = {
     **DATA,
     "runs": Spec(LIST, [], "training runs compared, in study order", check=_str_list, names_runs=True),
-    "submission_run": Spec(STR, "best", "run whose best checkpoint predicts the test set, or 'best' (by "
-                           "validation micro-F1)", names_runs=True),
+    "submission_run": Spec(STR, "best", "run whose model predicts the test set, 'best' (by validation "
+                           "micro-F1, the ensemble included), or 'ensemble'", names_runs=True, trains=False),
+    "ensemble": Spec(LIST, [], "runs whose mean probabilities make the ensemble (validated like a run, in the "
+                     "evolution table; [] = none)", check=_str_list, names_runs=True, trains=False),
+    "tta": Spec(STR, "flip", "test-time augmentation for the submission: none, flip or flip+scales (the report "
+                "shows validation F1 with and without it)", check=_one_of("none", "flip", "flip+scales"),
+                trains=False),
     "eval_batch_size": Spec(INT, 256, "batch size for test predictions", check=_range(1), trains=False),
     "device": Spec(STR, "auto", "auto, cpu, cuda or mps", check=_one_of(*DEVICES), trains=False),
     "gallery_size": Spec(INT, 18, "misclassified images shown", check=_range(0), trains=False),
@@ -259,6 +264,9 @@ def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
             check_value(key, schema[key], values[key])
         except ParameterError as exc:
             raise ParameterError(f"{where}{exc}") from None
+    if kind == "report" and values["submission_run"] == "ensemble" and not values["ensemble"]:
+        raise ParameterError(f"{where}parameter 'submission_run': 'ensemble' needs the runs of the ensemble "
+                             "(parameter 'ensemble')")
     if kind == "train":
         if values["worst_from_run"] and values["worst_k"] is None and values["worst_below"] is None:
             raise ParameterError(f"{where}parameter 'worst_k': worst_from_run needs worst_k and/or worst_below")
@@ -393,7 +401,7 @@ def upstream_runs(p: Mapping[str, Any]) -> list[str]:
         if spec.names_runs and p.get(key):
             value = p[key]
             for name in value if isinstance(value, list) else [value]:
-                if name != "best" and name not in out:
+                if name not in ("best", "ensemble") and name not in out:
                     out.append(name)
     return out
 

@@ -67,7 +67,7 @@ class StudyPaths:
         return RunPaths(self, name)
 
     def make_dirs(self) -> StudyPaths:
-        for d in (self.notebooks, self.reports, self.figures, self.metrics, self.models, self.manifests):
+        for d in (self.notebooks, self.reports, self.figures, self.metrics, self.manifests):
             d.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -129,8 +129,7 @@ class RunPaths:
         return own + [self.manifest, self.notebook, self.report_html, self.reader_html]
 
     def make_dirs(self) -> RunPaths:
-        self.study.make_dirs()
-        self.models.mkdir(parents=True, exist_ok=True)
+        self.study.make_dirs()  # models/<run>/ is made by training, for training runs only
         return self
 
 

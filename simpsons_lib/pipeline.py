@@ -79,7 +79,11 @@ def profile_lock(study: paths.StudyPaths):
 def locked(profile: str, command: list[str]) -> int:
     """Run ``command`` (make) while holding the profile's lock; its children inherit the lock."""
     with profile_lock(paths.StudyPaths(profile)):
-        return subprocess.call(command)
+        child = subprocess.Popen(command)
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached make and its runs too: let them end cleanly
+            return child.wait() or 130
 
 
 # --- plan (preflight) -------------------------------------------------------------------------------
@@ -294,6 +298,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"demo data: {demo_data(args.profile, args.scale)}")
     except (ParameterError, DatasetNotFoundError, FileNotFoundError, PipelineError) as exc:
         raise SystemExit(f"error: {exc}") from None
+    except KeyboardInterrupt:
+        raise SystemExit(f"error: {args.cmd} interrupted") from None
 
 
 if __name__ == "__main__":

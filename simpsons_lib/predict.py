@@ -89,10 +89,8 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path | None = None, ha
     return export_model(path or checkpoint.with_name("model.pt"), model, ckpt["classes"], p, half=half)
 
 
-def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
-    """Rebuild an exported model on ``device``, in eval mode. ``info``: ``classes``, ``params``,
-    ``run``, ``title``, ``path``. Anything but an export of this library raises ``ExportError``."""
-    path = Path(path)
+def _read_export(path: Path) -> dict:
+    """An export's payload, checked; anything but an export of this library raises ``ExportError``."""
     if not path.is_file():
         raise FileNotFoundError(f"no such model file: {path}")
     try:
@@ -107,6 +105,21 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[to
     missing += [f"params.{k}" for k in REBUILD_KEYS if k not in payload.get("params", {})]
     if missing:
         raise ExportError(f"{path}: model export lacks {', '.join(missing)}")
+    return payload
+
+
+def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
+    """Load an export's weights into ``model`` (of the same architecture), in place."""
+    payload = _read_export(Path(path))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
+    return model
+
+
+def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Rebuild an exported model on ``device``, in eval mode. ``info``: ``classes``, ``params``,
+    ``run``, ``title``, ``path``. Anything but an export of this library raises ``ExportError``."""
+    path = Path(path)
+    payload = _read_export(path)
     p, classes = payload["params"], list(payload["classes"])
     model = build_model(p["arch"], len(classes), p["image_size"], backbone=p["backbone"], weights=None,
                         head_hidden=p["head_hidden"], head_dropout=p["head_dropout"], dropout=p["dropout"])

@@ -10,11 +10,12 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import f1_score
 
-from . import evaluate, train
+from . import train
 from .data import IMAGE_SUFFIXES, natural_key
 from .io_utils import write_csv, write_json
 from .study import StudyData
@@ -80,8 +81,22 @@ def most_frequent_class(study: StudyData) -> str:
     return str(sorted(counts.index, key=lambda c: (-counts[c], c))[0])
 
 
-def predict_test(model: torch.nn.Module, study: StudyData, image_size: int, device: torch.device | str,
-                 batch_size: int = 256, amp: bool = False, fallback_class: str | None = None) -> pd.DataFrame:
+def test_probs(model: torch.nn.Module, study: StudyData, image_size: int, device: torch.device | str,
+               batch_size: int = 256, amp: bool = False, tta: str = "none") -> tuple[np.ndarray, list[str]]:
+    """Class probabilities ``(N, C)`` of the readable test images, and their Ids, with ``tta``
+    (``predict.TTA_MODES``)."""
+    from .predict import predict_loader
+
+    device = torch.device(device)
+    if not len(study.test):
+        return np.zeros((0, len(study.classes))), []
+    loader = train.make_loader(study.dataset("test", eval_transform(image_size)), batch_size, False, 0, 0, device)
+    probs, ids = predict_loader(model, loader, device, amp, tta)
+    return probs, [str(i) for i in ids]
+
+
+def predictions_frame(probs: np.ndarray, ids: Sequence[str], study: StudyData,
+                      fallback_class: str | None = None) -> pd.DataFrame:
     """``Id``, ``Expected`` (class name), ``confidence`` and ``fallback`` for every test image.
 
     A test image that could not be read (skipped under ``on_bad_image: skip``, see ``bad_test_ids``)
@@ -89,15 +104,9 @@ def predict_test(model: torch.nn.Module, study: StudyData, image_size: int, devi
     ``fallback_class`` or by default the most frequent training class (``most_frequent_class``, the
     best guess without the image), with ``confidence`` NaN and ``fallback`` True. ``fallback_ids``
     lists them; print them and pass them to ``summarize``."""
-    device = torch.device(device)
-    if len(study.test):
-        loader = train.make_loader(study.dataset("test", eval_transform(image_size)), batch_size, False, 0, 0,
-                                   device)
-        probs, ids, _ = evaluate.predict(model, loader, device, amp, desc="test")
-        names = [study.classes[i] for i in probs.argmax(1)]
-        frame = pd.DataFrame({"Id": ids, "Expected": names, "confidence": probs.max(1).round(6), "fallback": False})
-    else:
-        frame = pd.DataFrame({"Id": [], "Expected": [], "confidence": [], "fallback": []})
+    names = [study.classes[i] for i in np.asarray(probs).argmax(1)] if len(ids) else []
+    frame = pd.DataFrame({"Id": list(ids), "Expected": names,
+                          "confidence": np.asarray(probs).max(1).round(6) if len(ids) else [], "fallback": False})
     bad = [i for i in bad_test_ids(study) if i not in set(frame["Id"])]
     if bad:
         guess = fallback_class if fallback_class is not None else most_frequent_class(study)
@@ -108,6 +117,14 @@ def predict_test(model: torch.nn.Module, study: StudyData, image_size: int, devi
         rows = pd.DataFrame({"Id": bad, "Expected": guess, "confidence": float("nan"), "fallback": True})
         frame = pd.concat([frame, rows], ignore_index=True) if len(frame) else rows
     return frame.astype({"fallback": bool})
+
+
+def predict_test(model: torch.nn.Module, study: StudyData, image_size: int, device: torch.device | str,
+                 batch_size: int = 256, amp: bool = False, fallback_class: str | None = None,
+                 tta: str = "none") -> pd.DataFrame:
+    """``predictions_frame`` of one model's ``test_probs``: a row for every test image."""
+    probs, ids = test_probs(model, study, image_size, device, batch_size, amp, tta)
+    return predictions_frame(probs, ids, study, fallback_class)
 
 
 def fallback_ids(predictions: pd.DataFrame) -> list[str]:

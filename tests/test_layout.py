@@ -88,3 +88,28 @@ def test_exploring_the_data_loads_no_deep_learning_libraries():
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO / "notebooks", env=env, capture_output=True,
                             text=True, check=True)
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_make_lab_opens_the_repository_root_works_as_root_and_takes_arguments():
+    out = subprocess.run(["make", "-n", "lab", "LAB_ARGS=--no-browser --port 8890", "STAMP=Makefile"], cwd=REPO,
+                         capture_output=True, text=True, check=True).stdout
+    assert "jupyter lab --notebook-dir=. " in out and "--no-browser --port 8890" in out
+    assert ("--allow-root" in out) == (os.getuid() == 0)
+
+
+def test_an_active_conda_environment_is_used_instead_of_the_venv(tmp_path):
+    env = {**os.environ, "CONDA_PREFIX": str(tmp_path / "conda"), "CONDA_DEFAULT_ENV": "simpsons-study"}
+    out = subprocess.run(["make", "-n", "setup"], cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout
+    assert f"{tmp_path}/conda/bin/python -m pip install" in out and "ipykernel install --sys-prefix" in out
+    assert ".venv/bin/python" not in out
+    base = {**env, "CONDA_DEFAULT_ENV": "base"}
+    out = subprocess.run(["make", "-n", "setup"], cwd=REPO, env=base, capture_output=True, text=True).stdout
+    assert str(tmp_path) not in out
+
+
+def test_make_data_checks_credentials_before_installing_anything(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SIMPSONS_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run(["make", "--no-print-directory", "data", "STAMP=/nonexistent/stamp"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "No Kaggle API token found" in result.stderr and "pip install" not in result.stdout

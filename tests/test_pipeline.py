@@ -102,7 +102,7 @@ def test_every_output_exists_and_is_valid(smoke):
         assert {"micro_f1", "macro_f1", "accuracy", "per_class", "confusion_matrix", "confusion_matrix_normalized",
                 "worst_classes", "classes", "device", "params"} <= set(metrics)
         assert len(metrics["classes"]) == 42 and 0 <= metrics["micro_f1"] <= 1
-        assert (out / "models" / run / "best.pt").exists()
+        assert (out / "models" / run / "model.pt").exists() and not (out / "models" / run / "best.pt").exists()
         assert json.loads((out / "manifests" / f"{run}.json").read_text())["device"] == "cpu"
     assert (out / "figures" / "report_best_confusion_matrix.png").exists()
     assert (out / "figures" / "mid_cnn_augmentation.png").stat().st_size > 20_000
@@ -119,6 +119,25 @@ def test_every_output_exists_and_is_valid(smoke):
     assert [reports.index(f'href="{r}_reader.html"') for r in RUNS] == sorted(reports.index(f'href="{r}_reader.html"') for r in RUNS)
     assert "val micro-F1" in index and "drawn demo data" in index and "Scored against" in index
     assert "without pretrained weights" in index
+    for run in RUNS:  # reader versions: results and figures, compact, no code or raw reprs
+        reader = (out / "reports" / f"{run}_reader.html").read_text()
+        assert "PosixPath" not in reader and "Sequential(" not in reader and "{&#39;" not in reader
+        tables = re.findall(r"<table.*?</table>", reader, re.S)
+        assert all(t.count("<th") <= 24 for t in tables), run
+    assert (out / "figures" / "report_best_gradcam.png").stat().st_size > 20_000
+    assert "ensemble" in pd.read_csv(out / "metrics" / "evolution.csv")["run"].tolist()
+    tta = (out / "reports" / "report_reader.html").read_text()
+    assert "flip" in tta and json.loads((out / "metrics" / "submission.json").read_text())["run"] == "ensemble"
+    for run in TRAIN_RUNS:
+        assert (out / "models" / run / "model.pt").is_file()
+
+
+def test_make_prints_one_line_per_epoch_and_the_notebooks_stay_clean(smoke):
+    root, _, out, _, _ = smoke
+    log = (root / "make_pipeline.log").read_text()
+    assert re.search(r"^\[simple_cnn\] epoch 1/2  loss \d+\.\d+  val micro-F1 \d\.\d+  \d[\d,]* img/s  ETA \d+:\d\d$", log, re.M)
+    assert "[simple_cnn] epoch 2/2" in log and "[mid_cnn] epoch 1/1" in log
+    assert "epoch 1/2" not in (out / "notebooks" / "simple_cnn.ipynb").read_text()
 
 
 def test_kernel_connection_is_encrypted_where_supported(smoke):
@@ -183,14 +202,14 @@ def test_an_interactive_override_writes_its_own_run_and_leaves_the_record_alone(
     new = sorted(set(after) - set(before))
     name = re.search(r"writes as '(simple_cnn-\w+)', never over the pipeline's 'simple_cnn'", executed.read_text()).group(1)
     assert new and all(name in path for path in new)
-    assert f"metrics/{name}.json" in new and f"models/{name}/best.pt" in new
+    assert f"metrics/{name}.json" in new and f"models/{name}/model.pt" in new
     assert json.loads((out / "metrics" / f"{name}.json").read_text())["epochs_trained"] == 1
     assert runs_in(make("-n", "pipeline").stdout) == []
 
 
 def test_a_failed_rerun_leaves_no_earlier_result_that_looks_current(smoke):
     _, repo, out, make, env = smoke
-    checkpoint = out / "models" / "resnet50" / "best.pt"
+    checkpoint = out / "models" / "resnet50" / "model.pt"
     hidden = checkpoint.with_name("hidden.pt")
     results = [out / "submission.csv", out / "metrics" / "submission.json", out / "metrics" / "evolution.csv",
                out / "notebooks" / "report.ipynb", out / "reports" / "report.html", out / "manifests" / "report.json"]
@@ -204,12 +223,36 @@ def test_a_failed_rerun_leaves_no_earlier_result_that_looks_current(smoke):
         os.replace(hidden, checkpoint)
     assert result.returncode != 0
     message = result.stderr.strip().splitlines()
-    assert len(message) == 1 and message[0].startswith("error: [report] FAILED in cell") and "best.pt" in message[0]
+    assert len(message) == 1 and message[0].startswith("error: [report] FAILED in cell") and "model.pt" in message[0]
     assert not any(p.exists() for p in results), [p for p in results if p.exists()]
     failed = out / "notebooks" / "report.FAILED.ipynb"
     assert "papermill-error-cell" in json.dumps(json.loads(failed.read_text()))
     assert runs_in(make("-n", "pipeline").stdout) == ["report"]  # make knows the report is missing
     assert make("pipeline").returncode == 0 and all(p.exists() for p in results) and not failed.exists()
+
+
+def test_a_crash_outside_a_cell_fails_in_one_line_and_leaves_no_result(smoke):
+    """A kernel that dies (here it kills itself after the EDA has written its first results)."""
+    _, repo, out, make, env = smoke
+    notebook = repo / "notebooks" / "00_eda.ipynb"
+    original = notebook.read_text()
+    nb = nbformat.reads(original, as_version=4)
+    nb.cells.insert(8, nbformat.v4.new_code_cell("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"))
+    nbformat.write(nb, notebook)
+    try:
+        result = subprocess.run([sys.executable, "-m", "simpsons_lib.pipeline", "run", "--profile", "smoke", "--run",
+                                 "eda"], cwd=repo, env={**env, "SIMPSONS_PARAMS_DIR": str(repo / "params")},
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        notebook.write_text(original)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: [eda] FAILED in DeadKernelError"), result.stderr[-2000:]
+    assert not list((out / "metrics").glob("eda*")) and not list((out / "figures").glob("eda_*"))
+    assert not (out / "notebooks" / "eda.ipynb").exists() and not (out / "notebooks" / "eda.running.ipynb").exists()
+    failed = out / "notebooks" / "eda.FAILED.ipynb"
+    assert not failed.exists() or json.loads(failed.read_text())
+    assert make("pipeline").returncode == 0 and (out / "notebooks" / "eda.ipynb").exists()
 
 
 def test_a_second_pipeline_on_the_same_outputs_is_refused_and_deletes_nothing(smoke):

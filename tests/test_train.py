@@ -2,7 +2,7 @@ import pandas as pd
 import pytest
 import torch
 
-from simpsons_lib import experiment, models, paths, study, train
+from simpsons_lib import experiment, models, paths, predict, study, train
 
 
 def run(p, **kw):
@@ -91,7 +91,7 @@ def test_checkpoints_hold_what_a_user_needs(train_params):
     assert last["epoch"] == 2 and last["finished"] and last["fingerprint"] and len(last["history"]) == 2
     assert not {"optimizer_state", "scheduler_state", "rng"} & set(last)
     assert not [f for f in rp.models.iterdir() if f.name.startswith(".")]  # no temp files left
-    rebuilt, ckpt = experiment.load_trained_model(rp, "ck", torch.device("cpu"))
+    rebuilt, _ = predict.load_model(predict.export_checkpoint(rp.best_checkpoint))
     x = torch.randn(2, 3, p.image_size, p.image_size)
     model.eval()
     torch.testing.assert_close(rebuilt(x), model(x))
