@@ -50,7 +50,7 @@ def test_make_help_lists_every_target_with_a_description():
 
 def test_notebooks_are_committed_clean_with_literal_parameters():
     notebooks = sorted((REPO / "notebooks").glob("*.ipynb"))
-    assert [n.stem for n in notebooks] == ["00_eda", "01_simple_cnn", "02_mid_cnn", "03_resnet50", "04_report"]
+    assert [n.stem for n in notebooks] == ["00_eda", "01_simple_cnn", "02_mid_cnn", "03_resnet50", "04_modern_finetune", "05_report"]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)

@@ -16,7 +16,7 @@ from simpsons_lib.paths import NOTEBOOKS_DIR, PARAMS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = {"eda": "00_eda", "simple_cnn": "01_simple_cnn", "simple_cnn_aug": "01_simple_cnn", "mid_cnn": "02_mid_cnn",
-        "resnet50": "03_resnet50", "report": "04_report"}
+        "resnet50": "03_resnet50", "modern": "04_modern_finetune", "report": "05_report"}
 
 
 @pytest.fixture
@@ -160,7 +160,7 @@ def test_upstream_runs_come_from_the_keys_that_name_runs():
     assert params.upstream_runs(params.resolve("demo", "mid_cnn")) == ["simple_cnn"]
     assert params.upstream_runs(params.resolve("demo", "simple_cnn")) == []
     assert params.upstream_runs(params.resolve("demo", "report")) == ["simple_cnn", "simple_cnn_aug", "mid_cnn",
-                                                                      "resnet50"]
+                                                                      "resnet50", "modern"]
 
 
 def test_notebook_parameters_cells_only_pick_a_run():

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
-TRAIN_RUNS = ["simple_cnn", "simple_cnn_aug", "mid_cnn", "resnet50"]
+TRAIN_RUNS = ["simple_cnn", "simple_cnn_aug", "mid_cnn", "resnet50", "modern"]
 RUNS = ["eda", *TRAIN_RUNS, "report"]
 pytestmark = pytest.mark.slow
 
@@ -119,6 +119,10 @@ def test_every_output_exists_and_is_valid(smoke):
     assert [reports.index(f'href="{r}_reader.html"') for r in RUNS] == sorted(reports.index(f'href="{r}_reader.html"') for r in RUNS)
     assert "val micro-F1" in index and "drawn demo data" in index and "Scored against" in index
     assert "without pretrained weights" in index
+    modern = json.loads((out / "metrics" / "modern.json").read_text())  # real weights, or says it has none
+    assert modern["weights_used"] == "IMAGENET1K_V1" or (
+        modern["weights_used"] is None and "(random weights: IMAGENET1K_V1 not in TORCH_HOME" in modern["title"]
+        and "modern: mobilenet_v2 trained from random weights" in index)
     for run in RUNS:  # reader versions: results and figures, compact, no code or raw reprs
         reader = (out / "reports" / f"{run}_reader.html").read_text()
         assert "PosixPath" not in reader and "Sequential(" not in reader and "{&#39;" not in reader
@@ -164,7 +168,7 @@ def test_a_changed_value_reruns_that_run_and_its_dependants_and_nothing_else(smo
         assert runs_in(make("-n", "pipeline").stdout) == ["mid_cnn", "report"]
         (params / "simple_cnn.yaml").write_text(original["simple_cnn.yaml"].replace("epochs: 2", "epochs: 3"))
         assert runs_in(make("-n", "pipeline").stdout) == ["simple_cnn", "simple_cnn_aug", "mid_cnn", "resnet50",
-                                                           "report"]
+                                                           "modern", "report"]
     finally:
         for name, text in original.items():
             (params / name).write_text(text)
@@ -322,7 +326,7 @@ def test_a_profile_of_your_own_on_other_classes(tmp_path):
     (params / "eda.yaml").write_text("notebook: 00_eda\nimage_stats_sample: 20\ngrid_classes: 3\ngrid_per_class: 2\n")
     (params / "simple_cnn.yaml").write_text("notebook: 01_simple_cnn\narch: simple_cnn\naugment: false\n"
                                             "image_size: 96\nepochs: 1\n")
-    (params / "report.yaml").write_text("notebook: 04_report\nruns: [simple_cnn]\n")
+    (params / "report.yaml").write_text("notebook: 05_report\nruns: [simple_cnn]\n")
     result = subprocess.run(["make", "--no-print-directory", "pipeline", "PROFILE=mine", f"PARAMS_ROOT={tmp_path / 'params'}"],
                             cwd=REPO, env=make_env(tmp_path), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

@@ -21,7 +21,7 @@ def profile(tmp_path, monkeypatch, tiny_demo):
     (folder / "eda.yaml").write_text("notebook: 00_eda\n")
     (folder / "simple_cnn.yaml").write_text("notebook: 01_simple_cnn\narch: simple_cnn\nimage_size: 96\n")
     (folder / "resnet50.yaml").write_text("notebook: 03_resnet50\nimage_size: 64\n")
-    (folder / "report.yaml").write_text("notebook: 04_report\nruns: [simple_cnn, resnet50]\n")
+    (folder / "report.yaml").write_text("notebook: 05_report\nruns: [simple_cnn, resnet50]\n")
     monkeypatch.setenv("SIMPSONS_PARAMS_DIR", str(tmp_path / "params"))
     return folder, data
 
