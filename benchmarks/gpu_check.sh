@@ -6,7 +6,8 @@
 #     DEADLINE=480 bash benchmarks/gpu_check.sh        # about 400 s on one H100
 # It generates the full-size drawn stand-in (scale 1.0, Kaggle layout) into the profile's data folder, runs
 # the throughput benchmark, then `make pipeline PROFILE=full` (params/full/ copied to a temporary params
-# folder, PARAMS_ROOT, with ResNet50's weights set to null: no ImageNet weights can be downloaded offline)
+# folder, PARAMS_ROOT, with the transfer runs' weights (resnet50, modern) set to null: no ImageNet weights
+# can be downloaded offline)
 # from a cold image cache, and writes under $OUT: gpu.txt (machine, versions, data generation),
 # bench.csv (the benchmark at batch 256 and at the full profile's batch 64), bench.txt (its log), trace.txt
 # (torch.profiler of the pipeline at batch 256), make_all.txt, summary.txt (wall time, peak host and GPU
@@ -40,7 +41,7 @@ if [ "$BENCH" != 0 ]; then
 fi
 rm -rf "$SIMPSONS_OUTPUTS_DIR"   # make all starts from a cold image cache
 P=/tmp/sim_params; rm -rf "$P"; mkdir -p "$P"; cp -r "params/$PROFILE" "$P/"
-sed -i 's/^weights: .*/weights: null/' "$P/$PROFILE/resnet50.yaml"
+sed -i "s/^weights: .*/weights: null/" "$P/$PROFILE/resnet50.yaml" "$P/$PROFILE/modern.yaml"
 touch /tmp/sim_stamp
 [ -n "${DEADLINE:-}" ] && export MAKE_ALL_LIMIT=$((DEADLINE - SECONDS))  # DEADLINE: seconds for the whole script
 "$PYTHON" - "$OUT" "$PROFILE" "$P" "$JOBS" <<'PY'

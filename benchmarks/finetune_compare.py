@@ -1,0 +1,92 @@
+"""The recipe's partial fine-tune against the modern full fine-tune, same backbone, epochs and input size.
+
+Both runs are the demo profile's, trained and validated by the library (``experiment``) on the drawn demo
+data: ``modern`` as its run file sets it, and the recipe's ``resnet50`` run (last stage + new head, Adam,
+one LR, no schedule, no smoothing or mixing) with the modern run's backbone, weights, input size and
+epochs. Neither uses ``worst_from_run`` (nothing else is trained first): every class gets the mild
+augmentation in both. ``val_*`` is the final validation (with the run's ``tta``), ``no_tta_*`` the best
+epoch's validation during training (never with TTA). The ImageNet weights must really be loaded
+(TORCH_HOME with them cached): the script stops rather than compare random backbones.
+
+    SIMPSONS_DATA_DIR=$TMP/data python -m simpsons_lib.pipeline demo-data --profile demo
+    TORCH_HOME=$TMP/torch SIMPSONS_DATA_DIR=$TMP/data SIMPSONS_OUTPUTS_DIR=$TMP/out \\
+        python benchmarks/finetune_compare.py [--epochs 3] [--image-size 96] [--threads N] [--out results.csv]
+
+(from the repository root, with PYTHONPATH=. ; TORCH_HOME a copy of ../shared/torch-hub.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import pandas as pd
+import torch
+
+from simpsons_lib import experiment, params, paths, study
+from simpsons_lib.io_utils import write_csv
+
+SAME = ("backbone", "weights", "image_size", "epochs", "batch_size", "seed")
+
+
+def compare_params(epochs: int | None, image_size: int | None) -> dict[str, params.Params]:
+    """The two runs' parameters: the demo's ``modern`` and its ``resnet50`` (the recipe) on the same
+    backbone, weights, input size and epochs."""
+    common = {"worst_from_run": None, "worst_k": None, "device": "cpu", "resume": False}
+    if epochs:
+        common["epochs"] = epochs
+    if image_size:
+        common["image_size"] = image_size
+    modern = params.resolve("demo", "modern", common)
+    same = {k: modern[k] for k in SAME}
+    recipe = params.resolve("demo", "resnet50", {**common, **same, "weights_fallback": "error"})
+    return {"recipe (last stage + head)": recipe, "modern (full fine-tune)": modern}
+
+
+def run_one(label: str, p) -> dict:
+    rp = paths.run_paths(p)
+    start = time.perf_counter()
+    s = study.load_study(p, image_size=p["image_size"])
+    model = experiment.make_model(p, s)
+    if model.weights_used != p["weights"]:
+        raise SystemExit(f"{label}: {p['backbone']} {p['weights']} weights could not be loaded "
+                         f"({model.weights_fallback_reason}); point TORCH_HOME at a copy of ../shared/torch-hub")
+    result = experiment.train_model(model, s, p, rp, [], progress=False)
+    metrics, _ = experiment.evaluate_model(model, s, p, rp, result, [])
+    changed = {k: v for k, v in p.changed().items() if k not in ("notebook", "title", "device", "resume")}
+    best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]  # validated without TTA
+    return {"run": label, "val_micro_f1": round(metrics["micro_f1"], 4), "val_macro_f1": round(metrics["macro_f1"], 4),
+            "no_tta_micro_f1": round(best["val_micro_f1"], 4), "no_tta_macro_f1": round(best["val_macro_f1"], 4),
+            "best_epoch": result.best_epoch, "train_s": round(result.train_seconds, 1),
+            "total_s": round(time.perf_counter() - start, 1), "trainable": metrics["parameters"]["trainable"],
+            "train_images": len(s.train), "val_images": len(s.val), "tta": p["tta"],
+            "settings": ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, help="instead of the demo modern run's epochs (both runs)")
+    parser.add_argument("--image-size", type=int, help="instead of the demo modern run's input size (both runs)")
+    parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--out", help="also write the table as CSV")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    runs = compare_params(args.epochs, args.image_size)
+    rows = [run_one(label, p) for label, p in runs.items()]
+    table = pd.DataFrame(rows)
+    p = next(iter(runs.values()))
+    print(f"{p['backbone']} {p['weights']}, {p['image_size']} px, {p['epochs']} epochs, batch {p['batch_size']}, "
+          f"seed {p['seed']}; torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()})")
+    print(table.drop(columns="settings").to_string(index=False))
+    for row in rows:
+        print(f"{row['run']}: {row['settings']}")
+    if args.out:
+        write_csv(args.out, table)
+
+
+if __name__ == "__main__":
+    main()
