@@ -37,7 +37,7 @@ def modern(train_params, **overrides):
     """The demo's modern run on the tiny demo data, small: 32 px, one epoch."""
     demo = params.resolve("demo", "modern")
     values = {k: v for k, v in demo.items() if demo.sources.get(k) == "modern.yaml"}
-    values.update(worst_from_run=None, worst_k=None, image_size=32, epochs=1, batch_size=64, run_name="modern",
+    values.update(arch="transfer", worst_from_run=None, worst_k=None, image_size=32, epochs=1, batch_size=64, run_name="modern",
                   title="MobileNetV2 full fine-tune")
     return train_params(**{**values, **overrides})
 
