@@ -311,29 +311,48 @@ def label_encoder_from_classes(classes: Sequence[str]) -> LabelEncoder:
     return enc
 
 
+def _one_of_each_class(source: pd.DataFrame, target: pd.DataFrame, index: pd.DataFrame,
+                       rng: np.random.Generator, what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Move one random image of every class of ``index`` that ``target`` lacks from ``source`` to it;
+    returns the new ``(target, source)``."""
+    missing = sorted(set(index["class_name"]) - set(target["class_name"]))
+    if not missing:
+        return target, source
+    moved = [rng.choice(source.index[source["class_name"] == c]) for c in missing]
+    log.info("One %s image for each of these small classes: %s", what, ", ".join(missing))
+    return pd.concat([target, source.loc[moved]]), source.drop(index=moved)
+
+
 def split_train_val(
     index: pd.DataFrame, val_fraction: float, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified, seeded split. Classes too small to give the validation set one image on average
-    (``count * val_fraction < 1``) stay whole in train, with a warning."""
+    """Stratified, seeded split in which every class with at least 2 images has a validation image.
+
+    scikit-learn's stratified ``train_test_split`` first splits the classes with at least 2 images;
+    its rounding can leave a small class (one validation image or fewer on average,
+    ``count * val_fraction <= 1``) without any validation image, and such a class then gets one, drawn
+    with the same seed, from its training images. Likewise a class left without a training image (a
+    large ``val_fraction``) gets one back, so both sides hold every such class. A class with a single
+    image stays whole in train, with a warning: it cannot be validated.
+    """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
     counts = index["class_name"].value_counts()
-    rare = sorted(counts[counts * val_fraction < 1].index)
-    if rare:
-        log.warning(
-            "Too few images for a stratified split, kept in train only: %s",
-            ", ".join(f"{c} ({counts[c]})" for c in rare),
-        )
+    single = sorted(counts[counts < 2].index)
+    if single:
+        log.warning("Only one image, kept in train without validation: %s", ", ".join(single))
     from sklearn.model_selection import train_test_split
 
-    rare_mask = index["class_name"].isin(rare)
-    splittable = index[~rare_mask]
+    single_mask = index["class_name"].isin(single)
+    splittable = index[~single_mask]
     train, val = train_test_split(
         splittable, test_size=val_fraction, stratify=splittable["label"], random_state=seed, shuffle=True
     )
+    rng = np.random.default_rng(seed)
+    train, val = _one_of_each_class(val, train, splittable, rng, "training")  # a large val_fraction
+    val, train = _one_of_each_class(train, val, splittable, rng, "validation")  # rounding, small classes
     # The frames keep ``index``'s row numbers, so decoded arrays of the whole index can be shared.
-    return pd.concat([train, index[rare_mask]]).sort_index(), val.sort_index()
+    return pd.concat([train, index[single_mask]]).sort_index(), val.sort_index()
 
 
 def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:

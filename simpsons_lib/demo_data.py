@@ -2,10 +2,13 @@
 
 A drawn stand-in for the real images, which cannot be shipped: scores on it say nothing about the show.
 Each of the 42 real class names gets its own consistent look (skin, head shape, hair style and
-colour, clothes, accessory, eyes) drawn with varying pose, scale, position, rotation, background
-clutter, occlusion, a second smaller character in some frames, noise and JPEG quality, on
-non-square canvases. Looks are drawn from small trait pools, so classes share traits and some pairs
-are confusable. Class counts follow the real ones at ``scale`` (at least 3 each).
+colour, shirt, trousers or dress, accessory, eyes), drawn with varying pose, scale, position, rotation,
+muted background scenery, a second smaller character behind it in some frames, a small occluder,
+blur, noise and JPEG quality, on non-square canvases. The looks are spread apart over the trait pools
+(``class_looks``): classes share single traits, but every pair differs in several, so a model can learn
+each character from its look. Only the look depends on the class: canvas size, scenery, noise and JPEG
+quality are drawn the same way for every class (``leakage.metadata_cue_check`` tests the file side of
+this). Class counts follow the real ones at ``scale`` (at least 3 each).
 
     python -m simpsons_lib.demo_data --out data/demo --scale 0.05
 """
@@ -43,15 +46,22 @@ KAGGLE_CLASS_COUNTS: dict[str, int] = {
 }
 KAGGLE_TEST_SIZE = 991
 MIN_PER_CLASS = 3
+DISTRACTOR_SHARE = 0.15  # frames with a second, smaller character (of any class) behind
 
-SKINS = [(255, 217, 15), (255, 217, 15), (255, 217, 15), (250, 235, 215), (160, 110, 60)]
+SKINS = [(255, 217, 15), (250, 235, 215), (160, 110, 60)]
+SKIN_SHARES = [0.7, 0.15, 0.15]  # most characters are yellow
 HAIR = [(30, 30, 30), (40, 60, 200), (120, 70, 20), (240, 240, 240), (220, 120, 20), (150, 30, 30),
         (90, 90, 90)]
 CLOTHES = [(230, 60, 40), (40, 120, 220), (60, 170, 70), (250, 250, 250), (120, 60, 160),
            (250, 150, 30), (40, 40, 40), (200, 200, 120)]
+TROUSERS = [(40, 70, 160), (110, 80, 50), (35, 35, 35), (235, 235, 235)]  # a dress has none
 HEADS = ["round", "tall", "wide"]
 HAIRSTYLES = ["bald", "spikes", "beehive", "flat", "tufts", "curls"]
 ACCESSORIES = ["none", "glasses", "hat", "beard", "tie", "collar"]
+
+# How much each trait counts when looks are spread apart (clothes cover the most pixels).
+TRAIT_WEIGHTS = {"skin": 1.0, "head": 1.0, "hairstyle": 1.0, "hair": 1.0, "clothes": 2.0, "trousers": 1.0,
+                 "accessory": 1.0, "big_eyes": 0.5}
 
 
 @dataclass(frozen=True)
@@ -64,31 +74,70 @@ class Look:
     dress: bool
     accessory: str
     big_eyes: bool
+    trousers: tuple | None = None  # None: a dress
+
+
+def _trait_table() -> np.ndarray:
+    """Every combination of traits as integer codes, one column per ``TRAIT_WEIGHTS`` key.
+
+    A bald character has no hair colour (code ``len(HAIR)``, unless a beard shows it), and a dress
+    no trousers (code ``len(TROUSERS)``), so that looks differing only in an invisible trait count as equal.
+    """
+    grids = np.meshgrid(np.arange(len(SKINS)), np.arange(len(HEADS)), np.arange(len(HAIRSTYLES)),
+                        np.arange(len(HAIR)), np.arange(len(CLOTHES)), np.arange(len(TROUSERS) + 1),
+                        np.arange(len(ACCESSORIES)), np.arange(2), indexing="ij")
+    table = np.stack([g.ravel() for g in grids], axis=1)
+    hidden_hair = (table[:, 2] == HAIRSTYLES.index("bald")) & (table[:, 6] != ACCESSORIES.index("beard"))
+    table = table[~hidden_hair | (table[:, 3] == 0)]  # one code per visible look
+    table[(table[:, 2] == HAIRSTYLES.index("bald")) & (table[:, 6] != ACCESSORIES.index("beard")), 3] = len(HAIR)
+    return table
 
 
 def class_looks(classes: list[str], seed: int = 0) -> dict[str, Look]:
-    """One distinct look per class, drawn from small pools so that classes share traits."""
+    """One look per class, spread as far apart as the trait pools allow.
+
+    The skin is drawn first (yellow for most, as in the show: ``SKIN_SHARES``); then farthest-point
+    selection over every trait combination with that skin: each class takes a look whose weighted count
+    of differing traits (``TRAIT_WEIGHTS``) to the looks already chosen is as large as possible (ties
+    broken by the seed). Classes still share single traits (many are yellow, many wear white), but no
+    two differ in one or two traits only, so every class can be told apart by its look alone.
+    """
     rng = np.random.default_rng([seed, 4242])
+    table = _trait_table().astype(np.int8)
+    table = table[rng.permutation(len(table))]  # seeded tie-breaking: argmax takes the first maximum
+    weights = list(TRAIT_WEIGHTS.values())
+    columns = [np.ascontiguousarray(column) for column in table.T]
+    skins = rng.choice(len(SKINS), size=len(classes), p=SKIN_SHARES)
+    nearest = np.full(len(table), np.inf)
     looks: dict[str, Look] = {}
-    seen = set()
-    for name in classes:
-        while True:
-            look = Look(
-                skin=SKINS[rng.integers(len(SKINS))], head=HEADS[rng.integers(len(HEADS))],
-                hairstyle=HAIRSTYLES[rng.integers(len(HAIRSTYLES))], hair=HAIR[rng.integers(len(HAIR))],
-                clothes=CLOTHES[rng.integers(len(CLOTHES))], dress=bool(rng.integers(2)),
-                accessory=ACCESSORIES[rng.integers(len(ACCESSORIES))], big_eyes=bool(rng.integers(2)),
-            )
-            key = (look.head, look.hairstyle, look.hair, look.clothes, look.accessory)
-            if key not in seen:
-                seen.add(key)
-                looks[name] = look
-                break
+    for name, skin_code in zip(classes, skins):
+        code = table[int(np.argmax(np.where(columns[0] == skin_code, nearest, -1)))]
+        skin, head, style, hair, clothes, trousers, accessory, big_eyes = (int(v) for v in code)
+        looks[name] = Look(
+            skin=SKINS[skin], head=HEADS[head], hairstyle=HAIRSTYLES[style], hair=HAIR[hair % len(HAIR)],
+            clothes=CLOTHES[clothes], dress=trousers == len(TROUSERS), accessory=ACCESSORIES[accessory],
+            big_eyes=bool(big_eyes), trousers=None if trousers == len(TROUSERS) else TROUSERS[trousers],
+        )
+        nearest = np.minimum(nearest, sum(w * (column != c) for w, column, c in zip(weights, columns, code)))
     return looks
+
+
+def look_distance(a: Look, b: Look) -> float:
+    """The weighted number of visible traits in which two looks differ (``TRAIT_WEIGHTS``)."""
+    def visible(look: Look) -> tuple:
+        hair = look.hair if look.hairstyle != "bald" or look.accessory == "beard" else None
+        return (look.skin, look.head, look.hairstyle, hair, look.clothes, look.trousers, look.accessory,
+                look.big_eyes)
+    return float(sum(w for w, x, y in zip(TRAIT_WEIGHTS.values(), visible(a), visible(b)) if x != y))
 
 
 def _jitter(color: tuple, rng: np.random.Generator, amount: int = 18) -> tuple:
     return tuple(int(np.clip(c + rng.integers(-amount, amount + 1), 0, 255)) for c in color)
+
+
+def _muted(rng: np.random.Generator, base: tuple) -> tuple:
+    """A random colour pulled halfway to ``base``: scenery, never as loud as a character's clothes."""
+    return tuple(int((int(v) + b) // 2) for v, b in zip(rng.integers(0, 256, 3), base))
 
 
 def draw_character(look: Look, rng: np.random.Generator) -> Image.Image:
@@ -106,7 +155,11 @@ def draw_character(look: Look, rng: np.random.Generator) -> Image.Image:
     if look.dress:
         d.polygon([(cx, top + hh - 4), (cx - 42, h - 4), (cx + 42, h - 4)], fill=clothes, outline=ink)
     else:
-        d.rectangle([cx - 32, top + hh - 2, cx + 32, h - 4], fill=clothes, outline=ink, width=2)
+        waist = top + hh + (h - top - hh) // 2
+        trousers = _jitter(look.trousers or (40, 70, 160), rng) + (255,)
+        d.rectangle([cx - 30, waist, cx + 30, h - 4], fill=trousers, outline=ink, width=2)
+        d.line([cx, waist + 6, cx, h - 4], fill=ink, width=2)
+        d.rectangle([cx - 32, top + hh - 2, cx + 32, waist], fill=clothes, outline=ink, width=2)
     # head
     box = [cx - hw // 2, top, cx + hw // 2, top + hh]
     d.ellipse(box, fill=skin, outline=ink, width=2)
@@ -156,11 +209,12 @@ def draw_character(look: Look, rng: np.random.Generator) -> Image.Image:
 
 
 def _background(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    """Scenery: a plain colour with a few muted shapes (the same for every class)."""
     base = tuple(int(v) for v in rng.integers(60, 230, 3))
     img = Image.new("RGB", size, base)
     d = ImageDraw.Draw(img)
-    for _ in range(int(rng.integers(4, 14))):
-        color = tuple(int(v) for v in rng.integers(0, 256, 3))
+    for _ in range(int(rng.integers(3, 10))):
+        color = _muted(rng, base)
         x0, y0 = int(rng.integers(0, size[0])), int(rng.integers(0, size[1]))
         x1, y1 = x0 + int(rng.integers(10, size[0] // 2)), y0 + int(rng.integers(10, size[1] // 2))
         kind = rng.integers(3)
@@ -169,38 +223,43 @@ def _background(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
         elif kind == 1:
             d.ellipse([x0, y0, x1, y1], fill=color)
         else:
-            d.line([x0, y0, x1, y1], fill=color, width=int(rng.integers(2, 8)))
+            d.line([x0, y0, x1, y1], fill=color, width=int(rng.integers(2, 6)))
     return img
 
 
-def _place(canvas: Image.Image, layer: Image.Image, height: float, rng: np.random.Generator) -> None:
+def _place(canvas: Image.Image, layer: Image.Image, height: float, rng: np.random.Generator,
+           max_angle: float = 10.0, inside: float = 0.85) -> None:
+    """Paste ``layer`` scaled to ``height``, maybe mirrored, rotated, with at least ``inside`` of its
+    width in the frame (and its head: only the feet may leave the bottom edge)."""
     scale = height / layer.height
     layer = layer.resize((max(4, int(layer.width * scale)), max(4, int(layer.height * scale))),
                          Image.Resampling.BILINEAR)
     if rng.random() < 0.5:
         layer = layer.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-    layer = layer.rotate(float(rng.uniform(-25, 25)), resample=Image.Resampling.BILINEAR, expand=True)
-    x = int(rng.integers(-layer.width // 5, max(1, canvas.width - layer.width * 4 // 5)))
-    y = int(rng.integers(-layer.height // 6, max(1, canvas.height - layer.height * 3 // 4)))
+    layer = layer.rotate(float(rng.uniform(-max_angle, max_angle)), resample=Image.Resampling.BILINEAR, expand=True)
+    out_w = int(layer.width * (1 - inside))
+    x = int(rng.integers(-out_w, max(-out_w + 1, canvas.width - layer.width + out_w)))
+    y = int(rng.integers(-layer.height // 12, max(1, canvas.height - layer.height * 4 // 5)))
     canvas.paste(layer, (x, y), layer)
 
 
 def render_image(look: Look, rng: np.random.Generator, distractor: Look | None = None) -> Image.Image:
-    """One frame: background clutter, maybe a smaller second character, the character, occlusion, noise."""
+    """One frame: muted scenery, maybe a smaller second character behind, the character, maybe a small
+    occluder, blur and noise. Nothing but the character's look depends on its class."""
     size = (int(rng.integers(200, 361)), int(rng.integers(180, 301)))
     img = _background(size, rng)
     if distractor is not None:
-        _place(img, draw_character(distractor, rng), size[1] * rng.uniform(0.3, 0.5), rng)
-    _place(img, draw_character(look, rng), size[1] * rng.uniform(0.55, 1.0), rng)
-    if rng.random() < 0.3:  # occluder
+        _place(img, draw_character(distractor, rng), size[1] * rng.uniform(0.3, 0.4), rng)
+    _place(img, draw_character(look, rng), size[1] * rng.uniform(0.75, 1.05), rng)
+    if rng.random() < 0.15:  # occluder: a small muted block, rarely hiding more than a trait
         d = ImageDraw.Draw(img)
         x0, y0 = int(rng.integers(0, size[0])), int(rng.integers(0, size[1]))
-        d.rectangle([x0, y0, x0 + int(rng.integers(20, size[0] // 3)), y0 + int(rng.integers(20, size[1] // 3))],
-                    fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
-    if rng.random() < 0.3:
-        img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 1.5))))
+        d.rectangle([x0, y0, x0 + int(rng.integers(15, size[0] // 6)), y0 + int(rng.integers(15, size[1] // 6))],
+                    fill=_muted(rng, (128, 128, 128)))
+    if rng.random() < 0.2:
+        img = img.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.3, 1.0))))
     arr = np.asarray(img, dtype=np.int16)
-    sigma = float(rng.uniform(0, 14))
+    sigma = float(rng.uniform(0, 6))
     if sigma > 1:
         arr = arr + rng.normal(0, sigma, arr.shape).astype(np.int16)
     return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
@@ -249,13 +308,13 @@ def generate(out: str | os.PathLike | None = None, scale: float = 0.05, seed: in
     for name in classes:
         (train_root / name).mkdir(parents=True, exist_ok=True)
         for i in range(counts[name]):
-            other = classes[rng.integers(len(classes))] if rng.random() < 0.3 else None
+            other = classes[rng.integers(len(classes))] if rng.random() < DISTRACTOR_SHARE else None
             jobs.append((train_root / name / f"pic_{i:04d}.jpg", seed, name, i, other, looks))
     test_root.mkdir(parents=True, exist_ok=True)
     weights = np.array([counts[c] for c in classes], dtype=float)
     test_labels = rng.choice(classes, size=n_test, p=weights / weights.sum())
     for i, name in enumerate(test_labels):
-        other = classes[rng.integers(len(classes))] if rng.random() < 0.3 else None
+        other = classes[rng.integers(len(classes))] if rng.random() < DISTRACTOR_SHARE else None
         jobs.append((test_root / f"img{i}.jpg", seed, str(name), 100_000 + i, other, looks))
 
     workers = workers or os.cpu_count() or 1

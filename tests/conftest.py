@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -45,12 +46,30 @@ def train_params(train_defaults, tiny_demo):
     return make
 
 
+MOBILENET_V2_FILE = "mobilenet_v2-b0353104.pth"  # torchvision's IMAGENET1K_V1 weights
+
+
+def _find_mobilenet_weights() -> Path | None:
+    """torchvision's MobileNetV2 ImageNet file: in ../shared/torch-hub beside the clone, under
+    $SIMPSONS_TEST_TORCH_HOME, or in this user's torch hub cache (where torchvision downloads it)."""
+    import torch
+
+    homes = [SHARED_TORCH_HUB, *filter(None, [os.environ.get("SIMPSONS_TEST_TORCH_HOME")])]
+    candidates = [Path(h) / "hub" / "checkpoints" / MOBILENET_V2_FILE for h in homes]
+    candidates.append(Path(torch.hub.get_dir()) / "checkpoints" / MOBILENET_V2_FILE)
+    return next((c for c in candidates if c.is_file()), None)
+
+
 @pytest.fixture
 def torch_home(tmp_path, monkeypatch) -> Path:
-    """A temp TORCH_HOME holding a copy of ../shared/torch-hub (real mobilenet_v2 ImageNet weights)."""
-    if not (SHARED_TORCH_HUB / "hub").is_dir():
-        pytest.skip(f"{SHARED_TORCH_HUB} is not present")
+    """A temp TORCH_HOME holding a copy of torchvision's real mobilenet_v2 ImageNet weights (found by
+    ``_find_mobilenet_weights``); skipped, saying where it looked, when there is none."""
+    found = _find_mobilenet_weights()
+    if found is None:
+        pytest.skip(f"no {MOBILENET_V2_FILE}: put it in {SHARED_TORCH_HUB}/hub/checkpoints, set "
+                    "SIMPSONS_TEST_TORCH_HOME to a TORCH_HOME holding it, or let torchvision download it once")
     home = tmp_path / "torch_home"
-    shutil.copytree(SHARED_TORCH_HUB / "hub", home / "hub")
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    shutil.copy(found, home / "hub" / "checkpoints" / MOBILENET_V2_FILE)
     monkeypatch.setenv("TORCH_HOME", str(home))
     return home

@@ -84,26 +84,46 @@ def test_index_is_sorted_labelled_from_folders_and_deterministic(tmp_path):
     assert list(test["Id"]) == [f"img{i}.jpg" for i in range(4)]
 
 
-def test_split_is_seeded_stratified_and_keeps_rare_classes_in_train(tiny_demo, caplog):
+def test_split_is_seeded_stratified_and_validates_every_class(tiny_demo):
     layout = data.find_layout(tiny_demo)
     index, _ = data.build_train_index(layout.train_dir)
-    with caplog.at_level(logging.WARNING, logger="simpsons_lib"):
-        train1, val1 = data.split_train_val(index, 0.25, seed=3)
+    train1, val1 = data.split_train_val(index, 0.25, seed=3)
     train2, val2 = data.split_train_val(index, 0.25, seed=3)
     _, val3 = data.split_train_val(index, 0.25, seed=4)
     pd.testing.assert_frame_equal(val1, val2)
     assert list(val1.index) != list(val3.index)
     assert set(train1.index).isdisjoint(val1.index) and len(train1) + len(val1) == len(index)
     counts = index.class_name.value_counts()
-    rare = set(counts[counts * 0.25 < 1].index)
-    assert "lionel_hutz" in rare
-    assert rare.isdisjoint(val1.class_name) and rare <= set(train1.class_name)
-    assert "lionel_hutz" in caplog.text and "train only" in caplog.text
+    val_counts = val1.class_name.value_counts()
+    assert set(val1.class_name) == set(train1.class_name) == set(counts.index)  # 42 classes on both sides
+    rare = counts[counts * 0.25 < 1].index
+    assert "lionel_hutz" in rare and (val_counts[rare] == 1).all()  # 3 images: 2 train, 1 validation
     big = counts[counts >= 20].index
-    share = val1.class_name.value_counts()[big] / counts[big]
+    share = val_counts[big] / counts[big]
     assert share.between(0.2, 0.3).all()  # stratified
     # the same split on any machine: pinned for this generated data and seed 3
-    assert list(val1.index[:8]) == [0, 3, 5, 8, 13, 22, 29, 31] and len(val1) == 99
+    assert list(val1.index[:8]) == [1, 5, 8, 14, 20, 21, 27, 28] and len(val1) == 116
+
+
+def _frame(counts: dict[str, int]) -> pd.DataFrame:
+    names = [c for c, n in counts.items() for _ in range(n)]
+    frame = pd.DataFrame({"path": [f"{c}/{i}.jpg" for i, c in enumerate(names)], "class_name": names})
+    frame["label"] = data.fit_label_encoder(frame.class_name).transform(frame.class_name)
+    return frame
+
+
+def test_split_gives_small_classes_one_image_each_side_and_keeps_a_single_image_in_train(caplog):
+    index = _frame({"big": 40, "two": 2, "three": 3, "four": 4, "one": 1})
+    with caplog.at_level(logging.WARNING, logger="simpsons_lib"):
+        train, val = data.split_train_val(index, 0.1, seed=0)  # 0.1: rounding alone gives the small ones none
+    assert val.class_name.value_counts().to_dict() == {"big": 4, "two": 1, "three": 1, "four": 1}
+    assert train.class_name.value_counts().to_dict() == {"big": 36, "two": 1, "three": 2, "four": 3, "one": 1}
+    assert "one" in caplog.text and "without validation" in caplog.text
+    train, val = data.split_train_val(index, 0.85, seed=0)  # a large fraction: train keeps one of each
+    assert set(train.class_name) == {"big", "two", "three", "four", "one"} and set(val.class_name) == {
+        "big", "two", "three", "four"}
+    assert train.class_name.value_counts()["two"] == 1 and len(train) + len(val) == len(index)
+    assert list(data.split_train_val(index, 0.1, seed=0)[1].index) != list(data.split_train_val(index, 0.1, seed=1)[1].index)
 
 
 MODES = {

@@ -113,3 +113,12 @@ def test_make_data_checks_credentials_before_installing_anything(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "No Kaggle API token found" in result.stderr and "pip install" not in result.stdout
+
+
+def test_make_all_without_kaggle_data_stops_before_installing_anything(tmp_path):
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "SIMPSONS_DATA_DIR": str(tmp_path / "data")}
+    result = subprocess.run(["make", "--no-print-directory", "all", "STAMP=/nonexistent/stamp"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert f"no Kaggle data in {tmp_path}/data/kaggle" in result.stderr and "make data" in result.stderr
+    assert "pip install" not in result.stdout

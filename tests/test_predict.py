@@ -92,9 +92,9 @@ def test_a_training_checkpoint_exports_to_a_smaller_file(tmp_path):
     model(torch.randn(2, 3, SIZE, SIZE)).sum().backward()
     optimizer.step()
     model.eval()
-    checkpoint = tmp_path / "best.pt"  # what train.fit writes: weights, optimizer state, RNG states
+    checkpoint = tmp_path / "best.pt"  # a training checkpoint: weights, optimizer state, history
     torch.save({"model_state": model.state_dict(), "classes": CLASSES, "params": rebuild_params(),
-                "optimizer_state": optimizer.state_dict(), "rng": {"numpy": np.random.get_state()}}, checkpoint)
+                "optimizer_state": optimizer.state_dict(), "history": [{"epoch": 1, "train_loss": 1.0}]}, checkpoint)
     out = predict.export_checkpoint(checkpoint)
     assert out == tmp_path / "model.pt"
     assert out.stat().st_size < checkpoint.stat().st_size
@@ -183,17 +183,17 @@ def test_predict_cli_prints_a_table_and_writes_the_csv(image_folder, tmp_path, c
 
 
 def test_profile_run_best_is_the_highest_micro_f1_with_an_export(tmp_path):
-    from simpsons_lib.paths import RunPaths
+    from simpsons_lib.paths import StudyPaths
 
     model = trained_like()
     for run, f1, exported in [("simple_cnn", 0.5, True), ("mid_cnn", 0.9, True), ("resnet50", 0.99, False)]:
-        rp = RunPaths("demo", run).make_dirs()
+        rp = StudyPaths("demo").run(run).make_dirs()
         io_utils.write_json(rp.metrics_json, {"micro_f1": f1, "classes": CLASSES})
         if exported:
             predict.export_model(rp.models / "model.pt", model, CLASSES, rebuild_params(run_name=run))
-    io_utils.write_json(RunPaths("demo", "report").metrics / "submission.json", {"run": "resnet50", "rows": 3})
-    assert predict.run_model_path("demo", "best") == RunPaths("demo", "mid_cnn").models / "model.pt"
-    assert predict.run_model_path("demo", "simple_cnn") == RunPaths("demo", "simple_cnn").models / "model.pt"
+    io_utils.write_json(StudyPaths("demo").submission_json, {"run": "resnet50", "rows": 3})
+    assert predict.run_model_path("demo", "best") == StudyPaths("demo").run("mid_cnn").model_file
+    assert predict.run_model_path("demo", "simple_cnn") == StudyPaths("demo").run("simple_cnn").model_file
     with pytest.raises(FileNotFoundError, match="resnet50"):
         predict.run_model_path("demo", "resnet50")
     with pytest.raises(FileNotFoundError, match="'other'"):

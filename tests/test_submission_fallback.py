@@ -23,8 +23,8 @@ def six_test_images(tiny_demo, tmp_path):
     bad = layout.test_dir / "img3.jpg"
     bad.write_bytes(bad.read_bytes()[:200])
     ids = [f"img{i}.jpg" for i in range(6)]
-    answers = pd.read_csv(layout.answers, dtype=str).set_index("Id").loc[ids].reset_index()
-    answers.to_csv(layout.answers, index=False)
+    answers = pd.read_csv((layout.root / "test_answers.csv"), dtype=str).set_index("Id").loc[ids].reset_index()
+    answers.to_csv((layout.root / "test_answers.csv"), index=False)
     pd.DataFrame({"Id": ids, "Expected": "bart_simpson"}).to_csv(layout.sample_submission, index=False)
     return root
 
@@ -68,7 +68,7 @@ def test_an_unreadable_test_image_gets_the_fallback_and_is_listed(six_test_image
     written = pd.read_csv(out, dtype=str)
     assert list(written["Id"]) == ids and len(written) == 6
 
-    summary = submission.summarize("tiny", out, layout.answers, tmp_path / "out" / "submission.json", fallback)
+    summary = submission.summarize("tiny", out, (layout.root / "test_answers.csv"), tmp_path / "out" / "submission.json", fallback)
     saved = io_utils.read_json(tmp_path / "out" / "submission.json")
     assert saved == summary and saved["rows"] == 6 and saved["fallback_ids"] == ["img3.jpg"]
     assert saved["fallback_class"] == row["Expected"] and saved["score"]["n_images"] == 6

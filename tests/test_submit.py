@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from simpsons_lib import io_utils, kaggle_download
-from simpsons_lib.paths import RunPaths
+from simpsons_lib.paths import StudyPaths
 
 CLASSES = ["bart_simpson", "homer_simpson", "lisa_simpson"]
 IDS = ["img0.jpg", "img1.jpg", "img2.jpg", "img10.jpg"]
@@ -43,9 +43,9 @@ def study(tmp_path):
     kaggle = Path(os.environ["SIMPSONS_DATA_DIR"]) / "kaggle"
     (kaggle / "train" / "simpsons_dataset" / "bart_simpson").mkdir(parents=True)
     pd.DataFrame({"Id": IDS, "Expected": "bart_simpson"}).to_csv(kaggle / "sample_submission.csv", index=False)
-    run = RunPaths("full", "resnet50").make_dirs()
+    run = StudyPaths("full").run("resnet50").make_dirs()
     io_utils.write_json(run.metrics_json, {"run": "resnet50", "micro_f1": 0.95, "classes": CLASSES})
-    io_utils.write_json(run.manifests / "resnet50.json", {"run": "resnet50", "git": {"commit": COMMIT, "dirty": False},
+    io_utils.write_json(run.manifest, {"run": "resnet50", "git": {"commit": COMMIT, "dirty": False},
                                                           "data": {"demo": False}})
     csv, record = kaggle_download.submission_files("full")
     write_submission(csv, IDS, ["homer_simpson", "bart_simpson", "lisa_simpson", "bart_simpson"])
@@ -76,7 +76,7 @@ def test_submit_message_and_competition_can_be_given(fake_kaggle, study):
 
 def test_dirty_checkout_is_in_the_message(fake_kaggle, study):
     csv, record = study
-    manifest = RunPaths("full", "resnet50").manifests / "resnet50.json"
+    manifest = StudyPaths("full").run("resnet50").manifest
     io_utils.write_json(manifest, {"git": {"commit": COMMIT, "dirty": True}})
     assert kaggle_download.submit(csv, record) == "resnet50 0123456789ab-dirty"
 
@@ -96,7 +96,7 @@ def test_demo_data_submission_is_refused(fake_kaggle, study):
 
 def test_stale_submission_is_refused(fake_kaggle, study):
     csv, record = study
-    metrics = RunPaths("full", "resnet50").metrics_json
+    metrics = StudyPaths("full").run("resnet50").metrics_json
     earlier = metrics.stat().st_mtime - 60  # the run was trained again after the submission was written
     os.utime(csv, (earlier, earlier))
     message = refused("stale", fake_kaggle, csv, record)
