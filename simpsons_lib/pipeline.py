@@ -20,6 +20,7 @@ import argparse
 import contextlib
 import fcntl
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -219,6 +220,9 @@ def run_notebook(profile: str, run: str) -> Path:
         started = datetime.now(timezone.utc)
         t0 = time.perf_counter()
         print(f"[{run}] {p.notebook} ...", flush=True)
+        # papermill and nbclient log a dying kernel on their own; the one line below says it for this run
+        for name in ("papermill", "traitlets", "nbclient"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
             with _printing_progress(study, run) as progress_file:
                 kernel.prepare_environment(progress_file)

@@ -5,8 +5,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+pytestmark = pytest.mark.slow
 
 
 def test_benchmark_prints_a_table_for_each_model(tiny_demo, tmp_path):

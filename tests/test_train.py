@@ -18,6 +18,7 @@ def without_timing(history: pd.DataFrame) -> pd.DataFrame:
     return history.drop(columns=list(train.TIMING_COLUMNS))
 
 
+@pytest.mark.slow
 def test_fit_lowers_the_loss_and_beats_chance(train_params):
     p = train_params(run_name="learn", epochs=5, batch_size=32, image_size=96, augment=True, worst_classes=["homer_simpson"])
     s, rp, model, result = run(p)
@@ -33,6 +34,7 @@ def test_fit_lowers_the_loss_and_beats_chance(train_params):
                                    "val_accuracy", "lr", "seconds", "train_images_per_s"]
 
 
+@pytest.mark.slow
 def test_two_seeded_cpu_runs_are_identical(train_params, tmp_path, monkeypatch):
     p = train_params(run_name="a", epochs=2, batch_size=32, augment=True, worst_classes=["bart_simpson", "lisa_simpson"])
     s1, rp1, m1, r1 = run(p)
