@@ -10,7 +10,8 @@ epoch's validation during training (never with TTA). The ImageNet weights must r
 
     SIMPSONS_DATA_DIR=$TMP/data python -m simpsons_lib.pipeline demo-data --profile demo
     TORCH_HOME=$TMP/torch SIMPSONS_DATA_DIR=$TMP/data SIMPSONS_OUTPUTS_DIR=$TMP/out \\
-        python benchmarks/finetune_compare.py [--epochs 3] [--image-size 96] [--threads N] [--out results.csv]
+        python benchmarks/finetune_compare.py [--epochs 3] [--image-size 96] [--threads N] [--out results.csv] \
+        [--variant mixup_alpha=0,cutmix_alpha=0 ...]
 
 (from the repository root, with PYTHONPATH=. ; TORCH_HOME a copy of ../shared/torch-hub.)
 """
@@ -24,6 +25,7 @@ import time
 
 import pandas as pd
 import torch
+import yaml
 
 from simpsons_lib import experiment, params, paths, study
 from simpsons_lib.io_utils import write_csv
@@ -31,9 +33,10 @@ from simpsons_lib.io_utils import write_csv
 SAME = ("backbone", "weights", "image_size", "epochs", "batch_size", "seed")
 
 
-def compare_params(epochs: int | None, image_size: int | None) -> dict[str, params.Params]:
-    """The two runs' parameters: the demo's ``modern`` and its ``resnet50`` (the recipe) on the same
-    backbone, weights, input size and epochs."""
+def compare_params(epochs: int | None, image_size: int | None,
+                   variants: list[dict] = ()) -> dict[str, params.Params]:
+    """The runs' parameters: the demo's ``resnet50`` (the recipe) on the backbone, weights, input size and
+    epochs of its ``modern``, then ``modern``, then ``modern`` with each of ``variants`` (an ablation)."""
     common = {"worst_from_run": None, "worst_k": None, "device": "cpu", "resume": False}
     if epochs:
         common["epochs"] = epochs
@@ -42,7 +45,23 @@ def compare_params(epochs: int | None, image_size: int | None) -> dict[str, para
     modern = params.resolve("demo", "modern", common)
     same = {k: modern[k] for k in SAME}
     recipe = params.resolve("demo", "resnet50", {**common, **same, "weights_fallback": "error"})
-    return {"recipe (last stage + head)": recipe, "modern (full fine-tune)": modern}
+    runs = {"recipe (last stage + head)": recipe, "modern (full fine-tune)": modern}
+    for variant in variants:
+        label = "modern, " + ", ".join(f"{k}={v}" for k, v in variant.items())
+        runs[label] = params.resolve("demo", "modern", {**common, **variant})
+    return runs
+
+
+def parse_variant(text: str) -> dict:
+    """``"mixup_alpha=0,cutmix_alpha=0"`` -> ``{"mixup_alpha": 0.0, "cutmix_alpha": 0.0}`` (YAML values,
+    typed as the schema wants: ints given for floats become floats)."""
+    out = {}
+    for item in text.split(","):
+        key, _, value = item.partition("=")
+        value = yaml.safe_load(value)
+        spec = params.TRAIN.get(key.strip())
+        out[key.strip()] = float(value) if spec and spec.types == params.FLOAT and isinstance(value, int) else value
+    return out
 
 
 def run_one(label: str, p) -> dict:
@@ -70,11 +89,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, help="instead of the demo modern run's epochs (both runs)")
     parser.add_argument("--image-size", type=int, help="instead of the demo modern run's input size (both runs)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's choice)")
+    parser.add_argument("--variant", action="append", default=[], metavar="KEY=VALUE[,KEY=VALUE]",
+                        help="also run modern with these values (repeatable), e.g. mixup_alpha=0,cutmix_alpha=0")
     parser.add_argument("--out", help="also write the table as CSV")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    runs = compare_params(args.epochs, args.image_size)
+    runs = compare_params(args.epochs, args.image_size, [parse_variant(v) for v in args.variant])
     rows = [run_one(label, p) for label, p in runs.items()]
     table = pd.DataFrame(rows)
     p = next(iter(runs.values()))
