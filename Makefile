@@ -67,17 +67,14 @@ all: ## Run the whole study on the Kaggle data (profile full; a GPU is advised)
 	$(MAKE) --no-print-directory pipeline PROFILE=full
 
 pipeline: $(STAMP) ## Run the notebooks of PROFILE (full, demo, smoke, or your own) and render the reports
-	$(PIPELINE) locked --profile $(PROFILE) -- $(MAKE) --no-print-directory study PROFILE=$(PROFILE)
+	$(PIPELINE) locked --plan --profile $(PROFILE) -- $(MAKE) --no-print-directory study PROFILE=$(PROFILE)
 	@echo "Reports: $(OUT)/reports/index.html"
 
-# `study` runs inside the profile's lock. The plan (the preflight: every run validated, the data found)
-# is remade first, every time; it rewrites a run's key file only when the run's inputs changed.
+# `study` runs inside the profile's lock, after the plan (the preflight: every run validated, the data
+# found), which rewrites a run's key file only when the run's inputs changed, and writes $(PLAN).
 ifeq ($(MAKECMDGOALS),study)
 include $(PLAN)
 endif
-
-$(PLAN): FORCE | $(STAMP)
-	$(PIPELINE) plan --profile $(PROFILE)
 
 study: $(OUT)/reports/index.html
 

@@ -77,9 +77,13 @@ def profile_lock(study: paths.StudyPaths):
             f.truncate(0)
 
 
-def locked(profile: str, command: list[str]) -> int:
-    """Run ``command`` (make) while holding the profile's lock; its children inherit the lock."""
+def locked(profile: str, command: list[str], plan_first: bool = False) -> int:
+    """Run ``command`` (make) while holding the profile's lock, after the ``plan`` when ``plan_first``;
+    its children inherit the lock."""
     with profile_lock(paths.StudyPaths(profile)):
+        if plan_first:
+            keys = plan(profile)
+            print(f"plan: {len(keys)} runs of profile {profile} checked", flush=True)
         child = subprocess.Popen(command)
         try:
             return child.wait()
@@ -285,6 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         if name == "demo-data":
             cmd.add_argument("--scale", type=float, default=None, help="instead of the profile's demo_scale")
         if name == "locked":
+            cmd.add_argument("--plan", action="store_true", help="run the plan first, inside the lock")
             cmd.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     try:
@@ -297,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
             print(index_page.build(paths.StudyPaths(args.profile), params.profile_runs(args.profile)))
         elif args.cmd == "locked":
             command = args.command[1:] if args.command[:1] == ["--"] else args.command
-            raise SystemExit(locked(args.profile, command))
+            raise SystemExit(locked(args.profile, command, plan_first=args.plan))
         else:
             print(f"demo data: {demo_data(args.profile, args.scale)}")
     except (ParameterError, DatasetNotFoundError, FileNotFoundError, PipelineError) as exc:
