@@ -51,7 +51,7 @@ lab: $(STAMP) ## JupyterLab at the repository root (notebooks/, outputs/) with t
 	$(PY) -m jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 data: ## Download the Kaggle data into data/kaggle (needs your Kaggle credentials)
-	cd $(CURDIR) && $(PYTHON_BASE) -m simpsons_lib.kaggle_download --check-credentials --out $(DATA)/kaggle
+	$(PYTHON_BASE) -m simpsons_lib.kaggle_download --check-credentials --out $(DATA)/kaggle
 	$(MAKE) --no-print-directory $(STAMP)
 	$(PY) -m simpsons_lib.kaggle_download --out $(DATA)/kaggle
 
@@ -59,7 +59,8 @@ demo-data: $(STAMP) ## Generate the drawn demo data the profile reads (PROFILE=d
 	$(PIPELINE) demo-data --profile $(if $(filter full,$(PROFILE)),demo,$(PROFILE)) $(if $(DEMO_SCALE),--scale $(DEMO_SCALE))
 
 demo: ## Set up and run the whole study on the demo data (CPU is enough): outputs/demo/reports/index.html
-	@test -f $(or $(SIMPSONS_DATA_DIR),data)/demo/DEMO_DATA.txt || $(MAKE) --no-print-directory demo-data PROFILE=demo
+	$(MAKE) --no-print-directory $(STAMP)
+	$(PIPELINE) demo-data --profile demo --if-needed
 	$(MAKE) --no-print-directory pipeline PROFILE=demo
 
 all: ## Run the whole study on the Kaggle data (profile full; a GPU is advised)
@@ -98,4 +99,4 @@ bench: $(STAMP) ## Throughput of each model: real pipeline against the GPU-resid
 	$(PY) benchmarks/throughput.py
 
 clean: ## Remove generated outputs (never data/)
-	find $(OUTPUTS) -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+	test ! -d $(OUTPUTS) || find $(OUTPUTS) -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +

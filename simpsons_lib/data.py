@@ -126,6 +126,13 @@ def find_layout(
                          is_demo=(base / DEMO_MARKER).is_file() or (root / DEMO_MARKER).is_file())
 
 
+def demo_scale_of(root: Path) -> float | None:
+    """The scale the drawn demo data in ``root`` was generated at (from its ``DEMO_DATA.txt``), or None."""
+    marker = Path(root) / DEMO_MARKER
+    match = re.search(r"scale=([0-9.]+)", marker.read_text(encoding="utf-8")) if marker.is_file() else None
+    return float(match.group(1)) if match else None
+
+
 def find_sample_submission(root: Path, *folders: Path | None) -> Path | None:
     """``sample_submission.csv`` wherever it lies: in the data folder, else in the test or training folder
     or up to two folders above them (nearest first), as Kaggle zips and hand-made copies place it."""

@@ -131,7 +131,7 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
     # The finished run's weights-only export, what predict and the report load, replaces best.pt (the
     # same weights); last.pt keeps the run's record (history, fingerprint), so a re-run does not train.
     export_model(rp.model_file, model, study.classes, p)
-    if result.last_checkpoint.exists() and train.load_checkpoint(result.last_checkpoint).get("finished"):
+    if result.finished:
         result.best_checkpoint.unlink(missing_ok=True)
     return metrics, predictions
 
@@ -168,7 +168,9 @@ def describe_augmentation(p, worst: list[str]) -> str:
 
     if not p["augment"]:
         return "No augmentation: every training image is only resized and normalised."
-    source = f" (the {p['worst_k'] or ''} weakest of run {p['worst_from_run']})" if p["worst_from_run"] else ""
+    rule = " and ".join(filter(None, [f"the {p['worst_k']} weakest" if p["worst_k"] else "",
+                                      f"those below F1 {p['worst_below']}" if p["worst_below"] is not None else ""]))
+    source = f" ({rule} of run {p['worst_from_run']})" if p["worst_from_run"] else ""
     return (f"Per-class augmentation ({describe_policies()}).\nStrong policy for {len(worst)} classes{source}: "
             f"{', '.join(worst) or 'none'}; mild for the others.")
 

@@ -335,7 +335,7 @@ def summary(model: nn.Module, input_size: int) -> str:
 
 def describe_weights(weights: str | None) -> str:
     if weights is None:
-        return "random initial weights (weights: null): the frozen stages hold no learned features"
+        return "random initial weights (weights: null): no learned features to transfer"
     if _is_path(weights):
         return f"the state-dict file {weights}"
     return f"torchvision's {weights} weights (ImageNet)"

@@ -173,6 +173,7 @@ SCHEMAS: dict[str, dict[str, Spec]] = {"eda": EDA, "train": TRAIN, "report": REP
 KNOWN_KEYS = set().union(*SCHEMAS.values())
 RUN_FILE_KEYS = ("notebook",)  # what a run file holds besides parameters
 COMMON_FILE = "_common.yaml"
+RESERVED_RUN_NAMES = ("ensemble", "submission", "evolution", "best")  # files and values the report uses
 
 
 class Params(dict):
@@ -264,6 +265,9 @@ def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
             check_value(key, schema[key], values[key])
         except ParameterError as exc:
             raise ParameterError(f"{where}{exc}") from None
+    if kind == "report" and values["submission_run"] not in [*values["runs"], "best", "ensemble"]:
+        raise ParameterError(f"{where}parameter 'submission_run': {values['submission_run']!r} is not one of the "
+                             f"report's runs {values['runs']}, 'best' or 'ensemble'")
     if kind == "report" and values["submission_run"] == "ensemble" and not values["ensemble"]:
         raise ParameterError(f"{where}parameter 'submission_run': 'ensemble' needs the runs of the ensemble "
                              "(parameter 'ensemble')")
@@ -363,6 +367,9 @@ def resolve(profile: str, run: str, overrides: Mapping[str, Any] | None = None) 
     for key, value in (("profile", profile), ("run", run)):
         if not isinstance(value, str) or _plain_name(value):
             raise ParameterError(f"parameter {key!r}: must be a plain name, got {value!r}")
+    if run in RESERVED_RUN_NAMES:
+        raise ParameterError(f"{paths.params_dir() / profile / (run + '.yaml')}: {run!r} names a file the report "
+                             f"writes; choose another run name (reserved: {', '.join(RESERVED_RUN_NAMES)})")
     notebook = run_notebook(profile, run)
     kind = notebook_kind(notebook)
     values: dict = {}

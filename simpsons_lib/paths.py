@@ -110,8 +110,13 @@ class RunPaths:
         return self.figures / f"{self.run}_{name}.png"
 
     def files(self) -> list[Path]:
-        """Everything this run has written so far (figures, metrics, checkpoints), sorted."""
-        found = [p for d in (self.figures, self.metrics) if d.is_dir() for p in d.glob(f"{self.run}[_.]*")]
+        """Everything this run has written so far (figures, metrics, checkpoints), sorted; never the files
+        of a run whose name extends this one's (``simple_cnn_aug`` is not ``simple_cnn``'s)."""
+        longer = {p.stem for d in (self.study.metrics, self.study.manifests) if d.is_dir() for p in d.glob("*.json")}
+        longer |= {p.name for p in self.study.models.iterdir()} if self.study.models.is_dir() else set()
+        longer = [r for r in longer if r.startswith(f"{self.run}_")]
+        found = [p for d in (self.figures, self.metrics) if d.is_dir() for p in d.glob(f"{self.run}[_.]*")
+                 if not any(p.name.startswith((f"{r}_", f"{r}.")) for r in longer)]
         found += list(self.models.glob("*")) if self.models.is_dir() else []
         return sorted(p for p in found if p.is_file() and not p.name.startswith("."))
 

@@ -35,7 +35,7 @@ from pathlib import Path
 # Notebook schemas use no IRI formats, so this process goes without it (jsonschema allows its absence).
 sys.modules.setdefault("rfc3987_syntax", None)
 
-from . import index_page, kernel, manifest, params, paths, preflight, record  # noqa: E402
+from . import index_page, kernel, manifest, params, paths, preflight, progress, record  # noqa: E402
 from .data import DatasetNotFoundError, find_study_layout, resolve_data_dir  # noqa: E402
 from .io_utils import read_json, write_text  # noqa: E402
 from .params import ParameterError  # noqa: E402
@@ -171,7 +171,9 @@ def _remove(files) -> None:
 
 
 def _results(rp: paths.RunPaths, kind: str) -> list[Path]:
-    extra = [rp.study.submission_csv, rp.study.submission_json, rp.study.evolution_csv] if kind == "report" else []
+    ensemble = rp.study.run("ensemble")
+    extra = ([rp.study.submission_csv, rp.study.submission_json, rp.study.evolution_csv, ensemble.metrics_json,
+              ensemble.predictions_csv] if kind == "report" else [])
     return rp.results() + extra
 
 
@@ -191,20 +193,13 @@ def _printing_progress(study: paths.StudyPaths, run: str):
     fd, name = tempfile.mkstemp(prefix=f"{run}.", suffix=".progress", dir=study.plan)
     os.close(fd)
     stop = threading.Event()
-    thread = None
-    try:
-        from . import progress
-    except ImportError:
-        progress = None
-    if progress is not None:
-        thread = threading.Thread(target=progress.follow, args=(name, stop), daemon=True)
-        thread.start()
+    thread = threading.Thread(target=progress.follow, args=(name, stop), daemon=True)
+    thread.start()
     try:
         yield name
     finally:
         stop.set()
-        if thread is not None:
-            thread.join(timeout=5)
+        thread.join(timeout=5)
         Path(name).unlink(missing_ok=True)
 
 
@@ -262,16 +257,31 @@ def run_notebook(profile: str, run: str) -> Path:
 
 # --- command line -----------------------------------------------------------------------------------
 
-def demo_data(profile: str, scale: float | None = None) -> Path:
-    """Generate the drawn demo data where ``profile`` reads it, at its ``demo_scale`` (or ``scale``)."""
+def demo_data(profile: str, scale: float | None = None, if_needed: bool = False) -> Path:
+    """Generate the drawn demo data where ``profile`` reads it, at its ``demo_scale`` (or ``scale``), into a
+    temporary folder that replaces the old data only when complete. ``if_needed``: only when the data is
+    missing or was drawn at another scale."""
+    import shutil
+
     from . import demo_data as generator
+    from .data import DEMO_MARKER, demo_scale_of
 
     common = params.resolve(profile, params.profile_runs(profile)[0])
     if common["dataset"] != "demo" or common.get("data_dir"):
         raise ParameterError(f"profile {profile!r} does not read the demo data (dataset: {common['dataset']}, "
                              f"data_dir: {common.get('data_dir')}); nothing to generate")
-    out = resolve_data_dir(common)
-    return generator.generate(out, scale=scale or common["demo_scale"], seed=0)
+    out, scale = resolve_data_dir(common), scale or common["demo_scale"]
+    if if_needed and demo_scale_of(out) == scale:
+        return out
+    if out.exists() and any(out.iterdir()) and not (out / DEMO_MARKER).is_file():
+        raise FileExistsError(f"{out} exists and is not the drawn demo data; refusing to replace it")
+    with profile_lock(paths.StudyPaths(profile)):
+        partial = out.with_name(out.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        generator.generate(partial, scale=scale, seed=0)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(partial, out)
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -288,6 +298,7 @@ def main(argv: list[str] | None = None) -> None:
             cmd.add_argument("--run", required=True)
         if name == "demo-data":
             cmd.add_argument("--scale", type=float, default=None, help="instead of the profile's demo_scale")
+            cmd.add_argument("--if-needed", action="store_true", help="only when missing or at another scale")
         if name == "locked":
             cmd.add_argument("--plan", action="store_true", help="run the plan first, inside the lock")
             cmd.add_argument("command", nargs=argparse.REMAINDER)
@@ -304,8 +315,8 @@ def main(argv: list[str] | None = None) -> None:
             command = args.command[1:] if args.command[:1] == ["--"] else args.command
             raise SystemExit(locked(args.profile, command, plan_first=args.plan))
         else:
-            print(f"demo data: {demo_data(args.profile, args.scale)}")
-    except (ParameterError, DatasetNotFoundError, FileNotFoundError, PipelineError) as exc:
+            print(f"demo data: {demo_data(args.profile, args.scale, args.if_needed)}")
+    except (ParameterError, DatasetNotFoundError, FileNotFoundError, FileExistsError, PipelineError) as exc:
         raise SystemExit(f"error: {exc}") from None
     except KeyboardInterrupt:
         raise SystemExit(f"error: {args.cmd} interrupted") from None

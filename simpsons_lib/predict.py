@@ -81,7 +81,7 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path | None = None, ha
     checkpoint = Path(checkpoint)
     if not checkpoint.is_file():
         raise FileNotFoundError(f"no such checkpoint: {checkpoint}")
-    ckpt = load_checkpoint(checkpoint)  # the study's own file: a full (pickled) checkpoint
+    ckpt = load_checkpoint(checkpoint, required=("model_state", "classes", "params"))  # weights_only
     p = ckpt["params"]
     model = build_model(p["arch"], len(ckpt["classes"]), p["image_size"], backbone=p["backbone"], weights=None,
                         head_hidden=p["head_hidden"], head_dropout=p["head_dropout"], dropout=p["dropout"])
@@ -321,7 +321,7 @@ def run_model_path(profile: str, run: str) -> Path:
         path = study.run(run).model_file
         if not path.is_file():
             raise FileNotFoundError(f"no exported model for run {run!r} of profile {profile!r}: {path} "
-                                    f"(export it with `python -m simpsons_lib.predict export {path.with_name('best.pt')}`)")
+                                    "(it is written when the run's notebook finishes: run the study, e.g. `make demo`)")
         return path
     scores = {}
     for metrics_json in sorted(study.metrics.glob("*.json")):
@@ -341,11 +341,17 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["export"]:
         parser = argparse.ArgumentParser(prog="python -m simpsons_lib.predict export",
                                          description="Export a training checkpoint as a slim model.pt")
-        parser.add_argument("checkpoint", help="models/<run>/best.pt (or last.pt)")
+        parser.add_argument("checkpoint", help="a training checkpoint with weights (models/<run>/best.pt of a run "
+                            "still training or interrupted)")
         parser.add_argument("--out", help="default: model.pt next to the checkpoint")
         parser.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
         args = parser.parse_args(argv[1:])
-        out = export_checkpoint(args.checkpoint, args.out, args.half)
+        from .train import CheckpointError
+
+        try:
+            out = export_checkpoint(args.checkpoint, args.out, args.half)
+        except (FileNotFoundError, CheckpointError) as exc:
+            raise SystemExit(f"error: {exc}") from None
         print(f"exported {args.checkpoint} -> {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return
     parser = argparse.ArgumentParser(prog="python -m simpsons_lib.predict", description=__doc__.split("\n\n")[0])

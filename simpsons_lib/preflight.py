@@ -105,9 +105,20 @@ def check_test_set(p, layout: data.DatasetLayout, where: str) -> list[str]:
     return [Path(path).name for path, _ in report.bad_files]
 
 
+def check_demo_scale(p, layout: data.DatasetLayout, where: str) -> None:
+    """The drawn demo data was generated at the profile's ``demo_scale`` (two profiles may share data/demo)."""
+    if p["dataset"] != "demo" or p.get("data_dir") or not layout.is_demo:
+        return
+    found = data.demo_scale_of(layout.root)
+    if found is not None and found != p["demo_scale"]:
+        raise PreflightError(f"{where}parameter 'demo_scale': {p['demo_scale']}, but {layout.root} holds demo data "
+                             f"drawn at scale {found}; run `make demo-data PROFILE={p['profile']}` to draw it again")
+
+
 def check_run(p, layout: data.DatasetLayout, where: str) -> list[str]:
     """Every check that applies to run ``p``; returns lines worth printing (fetched weights, skipped files)."""
     notes = []
+    check_demo_scale(p, layout, where)
     check_device(p, where)
     if p.kind == "train":
         fetched = check_transfer(p, where)

@@ -210,7 +210,7 @@ def describe(summary: dict) -> str:
     text = f"submission.csv from run {summary['run']}: {summary['rows']} rows."
     if summary.get("fallback_ids"):
         text += (f"\n{len(summary['fallback_ids'])} unreadable test image(s) got the fallback prediction "
-                 f"{summary['fallback_class']} (the most frequent training class): {', '.join(summary['fallback_ids'])}")
+                 f"{summary['fallback_class']} (the fallback class): {', '.join(summary['fallback_ids'])}")
     score = summary.get("score")
     if score:
         text += (f"\nScored against {Path(summary['answers']).name}: micro-F1 {score['micro_f1']:.4f}, macro-F1 "

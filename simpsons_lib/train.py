@@ -152,6 +152,7 @@ class FitResult:
     last_checkpoint: Path
     device: str
     resumed_from: int | None = None
+    finished: bool = False  # every epoch done (or stopped early): nothing left to resume
 
     @property
     def train_seconds(self) -> float:
@@ -303,7 +304,8 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     ``resume``, a ``last.pt`` whose ``meta`` matches continues from the epoch after it, exactly as an
     uninterrupted run. Once the run is finished (last epoch or early stop), ``last.pt`` is rewritten
     without those states (unless ``keep_optimizer_state``), still marked finished, so a re-run with the
-    same parameters returns at once. The model ends with the best weights loaded.
+    same parameters returns at once. The model ends with the best weights loaded when ``best.pt`` exists
+    (a finished, evaluated run keeps them in its export instead: ``FitResult.finished`` tells).
 
     The loss is cross-entropy with ``label_smoothing``; ``batch_transform`` (MixUp/CutMix) mixes each
     training batch (see ``train_epoch``). A scheduler with ``per_step`` (``WarmupCosine``) is stepped
@@ -405,4 +407,4 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     if best_path.exists():
         model.load_state_dict(load_checkpoint(best_path, map_location=device, required=WEIGHTS_KEYS)["model_state"])
     return FitResult(pd.DataFrame(history), best_epoch, best_score, best_path, last_path, str(device),
-                     resumed_from)
+                     resumed_from, finished)

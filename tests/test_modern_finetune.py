@@ -10,7 +10,7 @@ import torch
 import torchvision
 from torch.utils.data import TensorDataset
 
-from simpsons_lib import experiment, index_page, io_utils, models, params, paths, predict, preflight, study, train
+from simpsons_lib import experiment, index_page, io_utils, models, params, paths, preflight, study, train
 from simpsons_lib.transforms import batch_mixing
 
 
