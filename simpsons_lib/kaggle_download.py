@@ -35,7 +35,7 @@ COMPETITION = "journey-springfield"
 
 CREDENTIAL_STEPS = """  1. Sign in at kaggle.com, open https://www.kaggle.com/c/journey-springfield and accept its rules.
   2. Give the kaggle CLI your credentials, one of:
-     - `.venv/bin/kaggle auth login` (signs in through the browser and caches the credentials);
+     - `make setup`, then `.venv/bin/kaggle auth login` (signs in through the browser, caches the credentials);
      - kaggle.com/settings -> API -> "Generate New Token", then `export KAGGLE_API_TOKEN=<token>`
        or save it as ~/.kaggle/access_token;
      - a legacy kaggle.json: mkdir -p ~/.kaggle && mv kaggle.json ~/.kaggle/ && chmod 600 ~/.kaggle/kaggle.json

@@ -165,8 +165,8 @@ def misclassified_gallery(wrong: pd.DataFrame, n: int = 24, ncols: int = 6):
 
 def f1_evolution(table: pd.DataFrame):
     """Validation micro- and macro-F1 per run, in study order (the evolution of model quality)."""
-    frame = table.set_index("title")[["micro_f1", "macro_f1"]]
-    frame.index = [textwrap.fill(str(t), 18) for t in frame.index]
+    frame = table.set_index("run")[["micro_f1", "macro_f1"]]  # run names: short; the titles are in the table
+    frame.index = [textwrap.fill(str(t).replace("_", " "), 14) for t in frame.index]
     fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(frame)), 4.5))
     frame.plot.bar(ax=ax, rot=0, color=["#4c72b0", "#55a868"])
     for container in ax.containers:

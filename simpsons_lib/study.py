@@ -62,8 +62,9 @@ class StudyData:
         lines = [
             f"data: {self.layout.root}{' (drawn demo data)' if self.layout.is_demo else ''}",
             f"classes: {self.n_classes}; images: {len(self.index)} (train {len(self.train)}, val {len(self.val)})",
-            f"test images: {0 if self.test is None else len(self.test)}",
         ]
+        if self.test is not None:
+            lines.append(f"test images: {len(self.test)}")
         if self.report.bad_files or self.report.ignored_files or self.report.dropped_classes:
             lines.append(f"left out: {len(self.report.bad_files)} bad files, {len(self.report.ignored_files)} "
                          f"non-image files, {len(self.report.dropped_classes)} empty classes")

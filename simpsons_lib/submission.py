@@ -186,14 +186,14 @@ def score_submission(path: str | Path, answers: str | Path) -> dict:
 
 
 def summarize(run: str, path: str | Path, answers: str | Path | None, out: str | Path,
-              fallback_ids: Sequence[str] = (), layout=None) -> dict:
+              fallback_ids: Sequence[str] = (), layout=None, tta: str | None = None) -> dict:
     """Write ``metrics/submission.json``: which run made the submission, its rows, the Ids that got the
     fallback prediction (``fallback_ids``: unreadable test images, with the class they were given), the
     data it was made from (``layout``: whether it is the drawn demo data, its sample submission), and
     its score against ``answers`` (the profile's true test labels) when given; Kaggle scores the real one."""
     sub = pd.read_csv(path, dtype=str)
     fallback = sub[sub["Id"].isin(set(fallback_ids))]
-    summary = {"run": run, "path": str(path), "rows": int(len(sub)),
+    summary = {"run": run, "path": str(path), "rows": int(len(sub)), "tta": tta,
                "fallback_ids": list(fallback["Id"]),
                "fallback_class": str(fallback["Expected"].iloc[0]) if len(fallback) else None,
                "data": str(layout.root) if layout is not None else None,
@@ -207,7 +207,8 @@ def summarize(run: str, path: str | Path, answers: str | Path | None, out: str |
 
 def describe(summary: dict) -> str:
     """The submission's record in words (``summarize``)."""
-    text = f"submission.csv from run {summary['run']}: {summary['rows']} rows."
+    tta = f", test-time augmentation {summary['tta']}" if summary.get("tta") not in (None, "none") else ""
+    text = f"submission.csv from run {summary['run']}{tta}: {summary['rows']} rows."
     if summary.get("fallback_ids"):
         text += (f"\n{len(summary['fallback_ids'])} unreadable test image(s) got the fallback prediction "
                  f"{summary['fallback_class']} (the fallback class): {', '.join(summary['fallback_ids'])}")
