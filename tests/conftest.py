@@ -25,7 +25,7 @@ def isolated_dirs(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_demo(tmp_path_factory) -> Path:
-    """A small drawn dataset in the Kaggle layout (scale 0.02: 448 train + 42 test images)."""
+    """A small drawn dataset in the Kaggle layout (scale 0.02: 458 train + 42 test images)."""
     out = tmp_path_factory.mktemp("tiny") / "demo"
     return demo_data.generate(out, scale=0.02, seed=0)
 
