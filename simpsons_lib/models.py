@@ -94,6 +94,22 @@ def _is_path(weights: str) -> bool:
     return os.sep in weights or "/" in weights or weights.endswith((".pth", ".pt")) or Path(weights).exists()
 
 
+def named_weights(name: str, weights: str):
+    """torchvision's weights enum that ``weights`` (e.g. ``IMAGENET1K_V1`` or ``DEFAULT``) names for model
+    ``name``; a ``ValueError`` lists the names it knows."""
+    known = torchvision.models.get_model_weights(name)
+    try:
+        return known.DEFAULT if weights == "DEFAULT" else known[weights]
+    except KeyError:
+        raise ValueError(f"weights: {name} has no weights {weights!r}; known: {', '.join(w.name for w in known)}, "
+                         "DEFAULT, a state-dict path, or null") from None
+
+
+def weights_cache_file(enum) -> Path:
+    """Where torchvision keeps (or will download) the file of a weights enum: ``$TORCH_HOME/hub/checkpoints``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
+
+
 def load_backbone(name: str, weights: str | None) -> nn.Module:
     """A torchvision model by name with ``weights``: None, a weights enum name such as
     ``IMAGENET1K_V2`` or ``DEFAULT`` (loaded through torchvision's API and the TORCH_HOME cache), or the
@@ -125,17 +141,11 @@ def load_backbone(name: str, weights: str | None) -> nn.Module:
         except RuntimeError as exc:
             raise WeightsFileError(f"weights: {path} is not a state dict for {name}: {exc}") from exc
         return model
-    try:
-        enum = torchvision.models.get_model_weights(name)[weights] if weights != "DEFAULT" else \
-            torchvision.models.get_model_weights(name).DEFAULT
-    except KeyError as exc:
-        known = ", ".join(w.name for w in torchvision.models.get_model_weights(name))
-        raise ValueError(f"weights: {name} has no weights {weights!r}; known: {known}, DEFAULT, "
-                         "a state-dict path, or null") from exc
+    enum = named_weights(name, weights)
     try:
         return builder(weights=enum)
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
-        target = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
+        target = weights_cache_file(enum)
         raise WeightsUnavailableError(
             f"parameter 'weights': could not load {name} weights {enum} ({exc}). Download {enum.url} on a machine with "
             f"network access and put it at {target} (TORCH_HOME={os.environ.get('TORCH_HOME', 'unset')}), "

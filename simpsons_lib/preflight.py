@@ -16,7 +16,6 @@ Structural checks (keys, values, runs that name runs, input size for the archite
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from . import data
@@ -48,7 +47,6 @@ def check_transfer(p, where: str) -> str | None:
     warning when they cannot be had and the run falls back to random weights (``weights_fallback``)."""
     if p["arch"] != "transfer":
         return None
-    import torch
     import torchvision
 
     name = p["backbone"]
@@ -62,20 +60,18 @@ def check_transfer(p, where: str) -> str | None:
     weights = p["weights"]
     if weights is None:
         return None
-    from .models import WeightsUnavailableError, _is_path
+    from .models import WeightsUnavailableError, _is_path, named_weights, weights_cache_file
 
     if _is_path(weights):
         path = Path(weights).expanduser()
         if not path.is_file():
             raise PreflightError(f"{where}parameter 'weights': no such state-dict file {path}")
         return None
-    known = torchvision.models.get_model_weights(name)
     try:
-        enum = known.DEFAULT if weights == "DEFAULT" else known[weights]
-    except KeyError:
-        raise PreflightError(f"{where}parameter 'weights': {name} has no weights {weights!r}; known: "
-                             f"{', '.join(w.name for w in known)}, DEFAULT, a state-dict path, or null") from None
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
+        enum = named_weights(name, weights)
+    except ValueError as exc:
+        raise PreflightError(f"{where}parameter 'weights': {str(exc).removeprefix('weights: ')}") from None
+    cached = weights_cache_file(enum)
     if cached.is_file():
         return None
     try:

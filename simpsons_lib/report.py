@@ -54,7 +54,7 @@ def validation_probs(study: StudyPaths, run: str, device, tta: str = "none",
     size = info["params"]["image_size"]
     data = validation_data(study, run, size)
     loader = train.make_loader(data.dataset("val", eval_transform(size)), batch_size, False, 0, 0, torch.device(device))
-    probs, _ = predict.predict_loader(model, loader, device, tta=tta)
+    probs, _ = predict.predict_loader(model, loader, device, amp=_run_params(study, run)["amp"], tta=tta)
     return probs, data, info["classes"]
 
 
