@@ -51,9 +51,9 @@ lab: $(STAMP) ## JupyterLab at the repository root (notebooks/, outputs/) with t
 	$(PY) -m jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 data: ## Download the Kaggle data into data/kaggle (needs your Kaggle credentials)
-	$(PYTHON_BASE) -m simpsons_lib.kaggle_download --check-credentials --out $(DATA)/kaggle
+	$(PYTHON_BASE) -m simpsons_lib.pipeline.kaggle --check-credentials --out $(DATA)/kaggle
 	$(MAKE) --no-print-directory $(STAMP)
-	$(PY) -m simpsons_lib.kaggle_download --out $(DATA)/kaggle
+	$(PY) -m simpsons_lib.pipeline.kaggle --out $(DATA)/kaggle
 
 demo-data: $(STAMP) ## Generate the drawn demo data the profile reads (PROFILE=demo; DEMO_SCALE=1.0 for full size)
 	$(PIPELINE) demo-data --profile $(if $(filter full,$(PROFILE)),demo,$(PROFILE)) $(if $(DEMO_SCALE),--scale $(DEMO_SCALE))
@@ -82,18 +82,18 @@ study: $(OUT)/reports/index.html
 $(NB)/%.ipynb: $(OUT)/.plan/%.key | $(STAMP)
 	$(PIPELINE) run --profile $(PROFILE) --run $*
 
-$(OUT)/reports/index.html: $(foreach r,$(RUNS),$(NB)/$(r).ipynb) simpsons_lib/index_page.py \
-		$(wildcard simpsons_lib/templates/*) | $(STAMP)
+$(OUT)/reports/index.html: $(foreach r,$(RUNS),$(NB)/$(r).ipynb) simpsons_lib/reporting/index_page.py \
+		$(wildcard simpsons_lib/reporting/templates/*) | $(STAMP)
 	$(PIPELINE) index --profile $(PROFILE)
 
 IMAGES ?=
 RUN    ?= best
 predict: $(STAMP) ## Predict IMAGES="a.jpg folder/" with a run's model (PROFILE=full, RUN=best, TTA=--tta)
 	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES='a.jpg folder/' [PROFILE=demo] [RUN=best] [TTA=--tta]" >&2; exit 2; }
-	$(PY) -m simpsons_lib.predict --profile $(PROFILE) --run $(RUN) $(IMAGES) $(TTA) --out $(OUT)/predictions.csv
+	$(PY) -m simpsons_lib.inference.predict --profile $(PROFILE) --run $(RUN) $(IMAGES) $(TTA) --out $(OUT)/predictions.csv
 
 submit: $(STAMP) ## Send outputs/full/submission.csv to Kaggle (refuses demo, stale or invalid files)
-	$(PY) -m simpsons_lib.kaggle_download submit --profile $(PROFILE)
+	$(PY) -m simpsons_lib.pipeline.kaggle submit --profile $(PROFILE)
 
 bench: $(STAMP) ## Throughput of each model: real pipeline against the GPU-resident ceiling
 	$(PY) benchmarks/throughput.py

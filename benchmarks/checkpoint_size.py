@@ -14,15 +14,16 @@ from pathlib import Path
 import torch
 from torch.utils.data import TensorDataset
 
-from simpsons_lib import models, train
-
-
+from simpsons_lib.training import devices
+from simpsons_lib.training import loop as train
+from simpsons_lib.training import models
+from simpsons_lib.training import optim
 def finished_run_bytes(folder: Path, keep_optimizer_state: bool) -> dict[str, int]:
-    train.seed_everything(0)
+    devices.seed_everything(0)
     model = models.build_model("transfer", 42, 64, backbone="resnet50", weights=None)
     images, labels = torch.randn(84, 3, 64, 64), torch.arange(84) % 42
-    loader = train.make_loader(TensorDataset(images, labels), 42, True, seed=0)
-    train.fit(model, loader, loader, epochs=1, optimizer=train.build_optimizer(model, "adam", 1e-3),
+    loader = devices.make_loader(TensorDataset(images, labels), 42, shuffle=True, seed=0)
+    train.fit(model, loader, loader, epochs=1, optimizer=optim.build_optimizer(model, "adam", 1e-3),
               checkpoint_dir=folder, classes=[f"class{i}" for i in range(42)], progress=False,
               keep_optimizer_state=keep_optimizer_state)
     return {f.name: f.stat().st_size for f in sorted(folder.iterdir())}

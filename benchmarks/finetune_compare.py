@@ -27,8 +27,11 @@ import pandas as pd
 import torch
 import yaml
 
-from simpsons_lib import experiment, params, paths, study
-from simpsons_lib.io_utils import write_csv
+from simpsons_lib.config import params
+from simpsons_lib.config import paths
+from simpsons_lib.data import study
+from simpsons_lib.training import experiment
+from simpsons_lib.config.files import write_csv
 
 SAME = ("backbone", "weights", "image_size", "epochs", "batch_size", "seed")
 

@@ -27,10 +27,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from simpsons_lib import experiment, params, study, train  # noqa: E402
-from simpsons_lib.evaluate import to_device  # noqa: E402
-from simpsons_lib.io_utils import write_csv, write_text  # noqa: E402
-from simpsons_lib.paths import PROJECT_ROOT  # noqa: E402
+from simpsons_lib.config import params  # noqa: E402
+from simpsons_lib.data import study  # noqa: E402
+from simpsons_lib.training import devices  # noqa: E402
+from simpsons_lib.training import experiment  # noqa: E402
+from simpsons_lib.training import loop as train  # noqa: E402
+from simpsons_lib.training import optim  # noqa: E402
+from simpsons_lib.training.devices import to_device  # noqa: E402
+from simpsons_lib.config.files import write_csv, write_text  # noqa: E402
+from simpsons_lib.config.paths import PROJECT_ROOT  # noqa: E402
 
 MODELS = {"simple_cnn": {"arch": "simple_cnn"}, "mid_cnn": {"arch": "mid_cnn"},
           "resnet50": {"arch": "transfer", "backbone": "resnet50", "weights": None}}
@@ -55,11 +60,11 @@ class Bench:
 
     def __init__(self, p, s: study.StudyData):
         self.p, self.s = p, s
-        self.device = train.select_device(p["device"])
+        self.device = devices.select_device(p["device"])
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        self.model = train.to_training_device(experiment.make_model(p, s), self.device)
-        self.optimizer = train.build_optimizer(self.model, "adam", 1e-4)
+        self.model = devices.to_training_device(experiment.make_model(p, s), self.device)
+        self.optimizer = optim.build_optimizer(self.model, "adam", 1e-4)
         self.loss_fn = torch.nn.CrossEntropyLoss()
         worst = s.summary().index[-12:].tolist()  # the rarest classes get strong augmentation
         self.loader = experiment.make_train_loader(p, s, self.device, worst)  # exactly what training uses

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from simpsons_lib import demo_data, params
-
+from simpsons_lib.config import params
+from simpsons_lib.data import demo as demo_data
 REPO = Path(__file__).resolve().parent.parent
 SHARED_TORCH_HUB = REPO.parent / "shared" / "torch-hub"
 

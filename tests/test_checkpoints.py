@@ -9,8 +9,12 @@ import torch
 import torchvision
 from torch.utils.data import TensorDataset
 
-from simpsons_lib import models, train
-from simpsons_lib.datasets import DeviceBatchLoader
+from simpsons_lib.training import checkpoints
+from simpsons_lib.training import devices
+from simpsons_lib.training import loop as train
+from simpsons_lib.training import models
+from simpsons_lib.training import optim
+from simpsons_lib.data.datasets import DeviceBatchLoader
 
 CLASSES = ["a", "b", "c"]
 
@@ -36,8 +40,8 @@ def test_a_crafted_pickle_is_refused_and_runs_no_code(tmp_path):
     path = tmp_path / "models" / "last.pt"
     path.parent.mkdir()
     torch.save({"model_state": {"w": torch.zeros(1)}, "classes": CLASSES, "payload": WritesMarker(marker)}, path)
-    with pytest.raises(train.CheckpointError) as err:
-        train.load_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError) as err:
+        checkpoints.load_checkpoint(path)
     assert "delete it" in _one_line_error(err, path)
     assert not marker.exists()
     # the file really is dangerous: the unsafe load that was used before would have run its code
@@ -63,14 +67,14 @@ def test_a_crafted_weights_file_is_refused_with_a_one_line_error(tmp_path):
 
 
 def _good_checkpoint(path):
-    train.save_checkpoint(path, {"model_state": torchvision.models.resnet18().state_dict(), "classes": CLASSES})
+    checkpoints.save_checkpoint(path, {"model_state": torchvision.models.resnet18().state_dict(), "classes": CLASSES})
     return path
 
 
 @pytest.mark.parametrize("damage", ["truncated", "random bytes", "empty", "not a dict", "missing keys"])
 def test_damaged_checkpoints_fail_with_one_clear_error(tmp_path, damage):
     path = _good_checkpoint(tmp_path / "best.pt")
-    assert train.load_checkpoint(path)["classes"] == CLASSES
+    assert checkpoints.load_checkpoint(path)["classes"] == CLASSES
     if damage == "truncated":
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     elif damage == "random bytes":
@@ -81,14 +85,14 @@ def test_damaged_checkpoints_fail_with_one_clear_error(tmp_path, damage):
         torch.save([1, 2, 3], path)
     else:
         torch.save({"model_state": {}}, path)
-    with pytest.raises(train.CheckpointError) as err:
-        train.load_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError) as err:
+        checkpoints.load_checkpoint(path)
     msg = _one_line_error(err, path)
     assert "delete it to retrain" in msg
     if damage == "missing keys":
         assert "classes" in msg
     with pytest.raises(FileNotFoundError, match="nowhere.pt"):
-        train.load_checkpoint(tmp_path / "nowhere.pt")
+        checkpoints.load_checkpoint(tmp_path / "nowhere.pt")
 
 
 def _draws(loader_generator):
@@ -100,32 +104,32 @@ def _draws(loader_generator):
 def test_rng_states_round_trip_through_a_weights_only_checkpoint(tmp_path, loader_kind):
     images, labels = torch.zeros(8, 3, 4, 4, dtype=torch.uint8), torch.arange(8) % 3
     if loader_kind == "DataLoader":
-        loader = train.make_loader(TensorDataset(images.float(), labels), 4, True, seed=7)
+        loader = devices.make_loader(TensorDataset(images.float(), labels), 4, shuffle=True, seed=7)
     else:
-        loader = DeviceBatchLoader(images.numpy(), np.arange(8), labels.numpy(), 4, True, 7, torch.device("cpu"),
-                                   lambda x, y, g: x)
+        loader = DeviceBatchLoader(images.numpy(), np.arange(8), labels.numpy(), 4, shuffle=True, seed=7, device=torch.device("cpu"),
+                                   transform=lambda x, y, g: x)
     random.seed(1), np.random.seed(2), torch.manual_seed(3)
     np.random.randn()  # numpy now holds a cached gaussian: part of its state
     torch.randint(0, 5, (3,), generator=loader.generator)
     path = tmp_path / "last.pt"
-    train.save_checkpoint(path, {"model_state": {}, "classes": CLASSES, "rng": train._rng_state(loader)})
+    checkpoints.save_checkpoint(path, {"model_state": {}, "classes": CLASSES, "rng": checkpoints.rng_state(loader)})
     expected = _draws(loader.generator)
     for _ in range(3):  # move every generator on
         _draws(loader.generator)
-    train._set_rng_state(train.load_checkpoint(path)["rng"], loader)
+    checkpoints.set_rng_state(checkpoints.load_checkpoint(path)["rng"], loader)
     assert _draws(loader.generator) == expected
 
 
 def tiny_fit(tmp_path, epochs=3, **kw):
     """A linear model on 3 separable synthetic classes; the same seed gives the same run."""
-    train.seed_everything(0)
+    devices.seed_everything(0)
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(60) % 3
     images = torch.randn(60, 3, 4, 4, generator=g) * 0.3 + labels.view(-1, 1, 1, 1).float()
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 3))
-    optimizer = train.build_optimizer(model, "adam", 0.01)
-    scheduler = train.build_scheduler(optimizer, "cosine", epochs)
-    loaders = [train.make_loader(TensorDataset(images[i::2], labels[i::2]), 8, i == 0, seed=0) for i in (0, 1)]
+    optimizer = optim.build_optimizer(model, "adam", 0.01)
+    scheduler = optim.build_scheduler(optimizer, "cosine", epochs)
+    loaders = [devices.make_loader(TensorDataset(images[i::2], labels[i::2]), 8, shuffle=i == 0, seed=0) for i in (0, 1)]
     kw = {"resume": True, "checkpoint_dir": tmp_path / "models", "classes": CLASSES, "meta": {"lr": 0.01}, **kw}
     result = train.fit(model, *loaders, epochs=epochs, optimizer=optimizer, scheduler=scheduler, **kw)
     return model, result
@@ -133,10 +137,10 @@ def tiny_fit(tmp_path, epochs=3, **kw):
 
 def test_a_finished_run_keeps_no_optimizer_state_and_is_not_trained_again(tmp_path):
     model, first = tiny_fit(tmp_path)
-    last = train.load_checkpoint(first.last_checkpoint)
+    last = checkpoints.load_checkpoint(first.last_checkpoint)
     assert last["finished"] and last["epoch"] == 3 and len(last["history"]) == 3 and last["fingerprint"]
     assert not {"optimizer_state", "scheduler_state", "rng"} & set(last)
-    assert "optimizer_state" not in train.load_checkpoint(first.best_checkpoint)
+    assert "optimizer_state" not in checkpoints.load_checkpoint(first.best_checkpoint)
 
     epochs_run = []
     again_model, again = tiny_fit(tmp_path, after_epoch=epochs_run.append)
@@ -145,36 +149,31 @@ def test_a_finished_run_keeps_no_optimizer_state_and_is_not_trained_again(tmp_pa
     for a, b in zip(model.state_dict().values(), again_model.state_dict().values()):
         torch.testing.assert_close(a, b)  # the best weights, loaded without training
 
-    # asked for, the optimizer state is kept (e.g. to train further by hand)
-    _, kept = tiny_fit(tmp_path / "kept", keep_optimizer_state=True)
-    last = train.load_checkpoint(kept.last_checkpoint)
-    assert last["finished"] and {"optimizer_state", "scheduler_state", "rng"} <= set(last)
-
 
 def test_an_early_stopped_run_keeps_no_optimizer_state(tmp_path):
-    train.seed_everything(0)
+    devices.seed_everything(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(48, 3))
-    optimizer = train.build_optimizer(model, "sgd", 1e-12)  # learns nothing: val loss stalls at once
+    optimizer = optim.build_optimizer(model, "sgd", 1e-12)  # learns nothing: val loss stalls at once
     data = TensorDataset(torch.randn(24, 3, 4, 4), torch.arange(24) % 3)
-    loader = train.make_loader(data, 8, False, seed=0)
+    loader = devices.make_loader(data, 8, shuffle=False, seed=0)
     result = train.fit(model, loader, loader, epochs=8, optimizer=optimizer, monitor="val_micro_f1", patience=1,
                        checkpoint_dir=tmp_path / "models", classes=CLASSES)
     assert len(result.history) < 8
-    last = train.load_checkpoint(result.last_checkpoint)
+    last = checkpoints.load_checkpoint(result.last_checkpoint)
     assert last["finished"] and "optimizer_state" not in last
 
 
 def test_resuming_from_a_damaged_last_checkpoint_fails_clearly(tmp_path):
     _, result = tiny_fit(tmp_path, epochs=1)
     result.last_checkpoint.write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(train.CheckpointError, match="last.pt is not a usable checkpoint"):
+    with pytest.raises(checkpoints.CheckpointError, match="last.pt is not a usable checkpoint"):
         tiny_fit(tmp_path, epochs=1)
     # an unfinished checkpoint that lost its optimizer state cannot be resumed
     torch.save({"model_state": {}, "fingerprint": "x"}, result.last_checkpoint)
     _, fresh = tiny_fit(tmp_path, epochs=1)  # other fingerprint: ignored, trained afresh
     assert fresh.resumed_from is None
-    state = train.load_checkpoint(fresh.last_checkpoint)
+    state = checkpoints.load_checkpoint(fresh.last_checkpoint)
     state["finished"] = False
-    train.save_checkpoint(fresh.last_checkpoint, state)
-    with pytest.raises(train.CheckpointError, match="cannot be resumed .*optimizer_state"):
+    checkpoints.save_checkpoint(fresh.last_checkpoint, state)
+    with pytest.raises(checkpoints.CheckpointError, match="cannot be resumed .*optimizer_state"):
         tiny_fit(tmp_path, epochs=1)

@@ -10,9 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from simpsons_lib import data, datasets, demo_data, image_cache, kaggle_download
-
-
+from simpsons_lib.data import cache as image_cache
+from simpsons_lib.data import datasets
+from simpsons_lib.data import demo as demo_data
+from simpsons_lib.data import layout as data
+from simpsons_lib.pipeline import kaggle as kaggle_download
 def jpeg(path: Path, color=(200, 30, 30), size=(40, 30), mode="RGB"):
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new(mode, size, color).save(path, "JPEG")
@@ -291,7 +293,7 @@ def test_image_cache_decodes_once_and_matches(tiny_demo, tmp_path):
 
 
 def test_decoding_in_processes_equals_threads_in_order(tiny_demo):
-    from simpsons_lib import parallel
+    from simpsons_lib.data import parallel
 
     paths = sorted(str(p) for p in (tiny_demo / "train").rglob("*.jpg"))[:40]
     blocks = {kind: list(parallel.map_chunks(partial(image_cache.decode_block, size=24), paths, chunk=7, workers=2,

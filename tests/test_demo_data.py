@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simpsons_lib import data, demo_data, leakage
-
-
+from simpsons_lib.data import demo as demo_data
+from simpsons_lib.data import layout as data
+from simpsons_lib.reporting import leakage
 def test_class_looks_are_spread_apart_and_seeded():
     classes = sorted(demo_data.KAGGLE_CLASS_COUNTS)
     looks = demo_data.class_looks(classes, seed=0)

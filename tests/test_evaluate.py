@@ -6,15 +6,18 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.metrics import f1_score
 
-from simpsons_lib import evaluate, io_utils, plots, submission
-
+from simpsons_lib.config import files as io_utils
+from simpsons_lib.inference import submission
+from simpsons_lib.reporting import plots
+from simpsons_lib.reporting import tables as evaluate
+from simpsons_lib.training import evaluation
 CLASSES = ["apu", "bart", "homer", "lisa"]
 
 
 def test_metrics_agree_with_hand_made_case():
     y_true = [0, 0, 1, 2, 2, 2]
     y_pred = [0, 1, 1, 2, 2, 0]
-    m = evaluate.compute_metrics(y_true, y_pred, CLASSES)
+    m = evaluation.compute_metrics(y_true, y_pred, CLASSES)
     assert m["micro_f1"] == pytest.approx(4 / 6) and m["accuracy"] == pytest.approx(4 / 6)
     # apu: P 1/2 R 1/2 F1 .5; bart: P 1/2 R 1 F1 2/3; homer: P 1 R 2/3 F1 .8; lisa: no validation image
     assert m["per_class"]["apu"]["f1"] == pytest.approx(0.5)
@@ -33,7 +36,7 @@ def test_metrics_agree_with_hand_made_case():
 def test_prediction_frame_and_misclassified():
     frame = pd.DataFrame({"path": ["a.jpg", "b.jpg", "c.jpg"], "class_name": ["apu", "bart", "homer"]})
     probs = np.array([[0.9, 0.1, 0, 0], [0.2, 0.1, 0.7, 0], [0, 0, 0.4, 0.6]])
-    pred = evaluate.prediction_frame(frame, probs, CLASSES)
+    pred = evaluation.prediction_frame(frame, probs, CLASSES)
     assert list(pred["predicted"]) == ["apu", "homer", "lisa"] and list(pred["correct"]) == [True, False, False]
     wrong = evaluate.misclassified(pred)
     assert list(wrong["path"]) == ["b.jpg", "c.jpg"]  # most confident first
@@ -79,14 +82,14 @@ def _png_ok(path):
 
 
 def test_plots_return_figures_and_save_pngs(tmp_path, tiny_demo):
-    from simpsons_lib import data
+    from simpsons_lib.data import layout as data
 
     index, _ = data.build_train_index(data.find_layout(tiny_demo).train_dir)
     classes = sorted(index.class_name.unique())
     rng = np.random.default_rng(0)
     y_true = rng.integers(0, 42, 300)
     y_pred = np.where(rng.random(300) < 0.6, y_true, rng.integers(0, 42, 300))
-    metrics = evaluate.compute_metrics(y_true, y_pred, classes)
+    metrics = evaluation.compute_metrics(y_true, y_pred, classes)
     history = pd.DataFrame({"epoch": [1, 2], "train_loss": [2, 1], "val_loss": [2.2, 1.5], "train_accuracy": [.3, .6],
                             "val_micro_f1": [.3, .5], "val_macro_f1": [.2, .4]})
     table = evaluate.metrics_table({"a": {**metrics, "title": "A"}, "b": {**metrics, "title": "B"}})
@@ -118,7 +121,7 @@ def test_submission_run_by_name_or_best():
 
 
 def test_expected_ids_come_from_the_sample_submission_or_the_test_files(tiny_demo, train_params):
-    from simpsons_lib import study
+    from simpsons_lib.data import study
 
     s = study.load_test_study(train_params(), ["bart_simpson"], 32)
     assert submission.expected_ids(s) == [f"img{i}.jpg" for i in range(42)]

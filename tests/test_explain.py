@@ -8,8 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from simpsons_lib import data, demo_data, explain, io_utils, models
-from simpsons_lib.transforms import eval_transform
+from simpsons_lib.config import files as io_utils
+from simpsons_lib.data import demo as demo_data
+from simpsons_lib.data import layout as data
+from simpsons_lib.reporting import gradcam as explain
+from simpsons_lib.training import models
+from simpsons_lib.training.transforms import eval_transform
 
 CLASSES = ["bart_simpson", "homer_simpson", "lisa_simpson", "marge_simpson", "ned_flanders"]
 

@@ -6,8 +6,9 @@ from skimage import data as skdata
 from torch import nn
 from torchvision.transforms import v2
 
-from simpsons_lib import models
-from simpsons_lib.transforms import eval_transform
+from simpsons_lib.reporting import narrative
+from simpsons_lib.training import models
+from simpsons_lib.training.transforms import eval_transform
 
 
 def test_simple_cnn_is_the_recipe():
@@ -131,4 +132,4 @@ def test_build_model_dispatch():
     assert isinstance(models.build_model("transfer", 3, 64, backbone="resnet18"), models.TransferModel)
     with pytest.raises(ValueError, match="arch"):
         models.build_model("vit", 3)
-    assert "trainable" in models.summary(models.build_model("transfer", 3, 64, backbone="resnet18"), 64)
+    assert "trainable" in narrative.summary(models.build_model("transfer", 3, 64, backbone="resnet18"), 64)

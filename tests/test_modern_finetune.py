@@ -10,8 +10,21 @@ import torch
 import torchvision
 from torch.utils.data import TensorDataset
 
-from simpsons_lib import experiment, index_page, io_utils, models, params, paths, preflight, study, train
-from simpsons_lib.transforms import batch_mixing
+from simpsons_lib.config import files as io_utils
+from simpsons_lib.config import params
+from simpsons_lib.config import paths
+from simpsons_lib.data import study
+from simpsons_lib.pipeline import preflight
+from simpsons_lib.reporting import index_page
+from simpsons_lib.reporting import narrative
+from simpsons_lib.reporting import tables
+from simpsons_lib.training import devices
+from simpsons_lib.training import evaluation
+from simpsons_lib.training import experiment
+from simpsons_lib.training import loop as train
+from simpsons_lib.training import models
+from simpsons_lib.training import optim
+from simpsons_lib.training.transforms import batch_mixing
 
 
 @pytest.fixture
@@ -54,7 +67,7 @@ def test_cached_weights_are_used_and_identical_to_torchvision(torch_home, no_net
     for key, value in reference.state_dict().items():
         if key.startswith("features."):
             assert torch.equal(ours[key], value), key
-    assert "torchvision's IMAGENET1K_V1 weights" in models.describe_transfer(model, "IMAGENET1K_V1")
+    assert "torchvision's IMAGENET1K_V1 weights" in narrative.describe_transfer(model, "IMAGENET1K_V1")
 
 
 def test_unreachable_weights_fall_back_to_random_and_say_so_or_raise_naming_the_key(offline):
@@ -65,7 +78,7 @@ def test_unreachable_weights_fall_back_to_random_and_say_so_or_raise_naming_the_
                                weights_fallback="random")
     assert model.weights_used is None
     assert model.weights_fallback_reason == "IMAGENET1K_V1 not in TORCH_HOME and not downloadable (URLError)"
-    assert "random initial weights, not IMAGENET1K_V1" in models.describe_transfer(model, "IMAGENET1K_V1")
+    assert "random initial weights, not IMAGENET1K_V1" in narrative.describe_transfer(model, "IMAGENET1K_V1")
     with pytest.raises(FileNotFoundError):  # a missing local file is never a reason to fall back
         models.build_model("transfer", 5, 64, backbone="mobilenet_v2", weights="/no/such.pth", weights_fallback="random")
 
@@ -91,7 +104,7 @@ def test_a_fallback_run_records_it_in_title_metrics_and_index_page(train_params,
     saved = io_utils.read_json(rp.metrics_json)
     assert saved["weights_used"] is None and saved["weights_fallback_reason"] == reason
     assert saved["title"] == p.title and saved["tta"] == "flip"
-    assert "modern ran without pretrained weights (" + reason in experiment.describe_runs({"modern": saved})
+    assert "modern ran without pretrained weights (" + reason in narrative.describe_runs({"modern": saved})
     study_paths = rp.study
     io_utils.write_json(study_paths.manifests / "modern.json", {
         "run": "modern", "kind": "train", "parameters": dict(p), "data": {"demo": True}, "keys": None,
@@ -107,8 +120,8 @@ def test_the_modern_run_trains_every_stage_at_its_own_lr_with_per_step_warmup(tr
     model = experiment.make_model(p, s)
     assert model.weights_used == "IMAGENET1K_V1" and p.title == "MobileNetV2 full fine-tune"
     assert models.count_parameters(model)["frozen"] == 0
-    groups = experiment.parameter_groups(model, p)
-    table = train.param_groups_table(groups)
+    groups = optim.parameter_groups(model, p)
+    table = tables.param_groups_table(groups)
     assert list(table["group"]) == [name for name, _ in models.backbone_stages(model)]
     assert table["lr"].iloc[-1] == p.lr and table["lr"].iloc[-2] == pytest.approx(p.lr * p.lr_decay)
     assert table["parameters"].sum() == models.count_parameters(model)["total"]
@@ -137,32 +150,37 @@ def test_backbone_stages_hold_every_parameter_once_from_input_to_head(backbone, 
 
 def test_layerwise_groups_decay_towards_the_input_and_skip_frozen_stages():
     recipe = models.TransferModel(7, "resnet18")  # last_stage: layer4 + head train
-    groups = train.layerwise_param_groups(models.backbone_stages(recipe), 0.01, 0.5)
+    groups = optim.layerwise_param_groups(models.backbone_stages(recipe), 0.01, 0.5)
     assert [(g["name"], g["lr"]) for g in groups] == [("layer4", 0.005), ("head", 0.01)]
     full = models.TransferModel(7, "resnet18", finetune="full")
-    groups = train.layerwise_param_groups(models.backbone_stages(full), 0.01, 0.5)
+    groups = optim.layerwise_param_groups(models.backbone_stages(full), 0.01, 0.5)
     assert [g["name"] for g in groups] == ["stem", "layer1", "layer2", "layer3", "layer4", "head"]
     assert [g["lr"] for g in groups] == pytest.approx([0.01 * 0.5 ** k for k in (5, 4, 3, 2, 1, 0)])
-    optimizer = train.build_optimizer(groups, "adamw", 0.01, weight_decay=0.05)
-    assert [g["lr"] for g in optimizer.param_groups] == [g["lr"] for g in groups]
-    assert all(g["weight_decay"] == 0.05 for g in optimizer.param_groups)
+    optimizer = optim.build_optimizer(groups, "adamw", 0.01, weight_decay=0.05)
+    # each stage keeps its LR; only its weights of 2+ dimensions decay (none on biases and norm weights)
+    assert sorted({g["lr"] for g in optimizer.param_groups}) == sorted(g["lr"] for g in groups)
+    for g in optimizer.param_groups:
+        assert g["weight_decay"] == (0.05 if all(q.ndim > 1 for q in g["params"]) else 0.0)
+        assert len({q.ndim > 1 for q in g["params"]}) == 1
+    decayed = {id(q) for g in optimizer.param_groups if g["weight_decay"] > 0 for q in g["params"]}
+    assert decayed == {id(q) for g in groups for q in g["params"] if q.ndim > 1}
 
 
 def test_finetune_full_trains_everything_and_last_stage_is_the_recipe():
     recipe = models.TransferModel(7, "resnet18")
-    assert models.trainable_modules(recipe) == ["net.layer4", "net.fc"]
+    assert narrative.trainable_modules(recipe) == ["net.layer4", "net.fc"]
     full = models.TransferModel(7, "resnet18", finetune="full")
     assert models.count_parameters(full)["frozen"] == 0
     full.train()
     assert all(m.training for m in full.modules() if isinstance(m, torch.nn.BatchNorm2d))
-    assert "Trained: the whole network" in models.describe_transfer(full, None)
+    assert "Trained: the whole network" in narrative.describe_transfer(full, None)
     with pytest.raises(ValueError, match="finetune"):
         models.TransferModel(7, "resnet18", finetune="half")
 
 
 def test_warmup_cosine_rises_linearly_then_falls_to_zero():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = train.build_scheduler(optimizer, "warmup_cosine", epochs=3, warmup_epochs=1, steps_per_epoch=4)
+    scheduler = optim.build_scheduler(optimizer, "warmup_cosine", epochs=3, warmup_epochs=1, steps_per_epoch=4)
     lrs = []
     for _ in range(12):
         lrs.append(optimizer.param_groups[0]["lr"])
@@ -171,7 +189,7 @@ def test_warmup_cosine_rises_linearly_then_falls_to_zero():
     assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert lrs[4:] == sorted(lrs[4:], reverse=True) and lrs[4] == pytest.approx(1.0) and lrs[-1] < 0.05
     with pytest.raises(ValueError, match="steps_per_epoch"):
-        train.build_scheduler(optimizer, "warmup_cosine", epochs=3, warmup_epochs=1)
+        optim.build_scheduler(optimizer, "warmup_cosine", epochs=3, warmup_epochs=1)
 
 
 class LabelReader(torch.nn.Module):
@@ -189,9 +207,9 @@ class LabelReader(torch.nn.Module):
 def test_soft_targets_train_but_the_accuracy_counts_the_hard_labels():
     labels = torch.arange(24) % 4
     images = labels.float().view(-1, 1, 1, 1).expand(-1, 3, 8, 8).clone()
-    loader = train.make_loader(TensorDataset(images, labels), 8, True, seed=0)
+    loader = devices.make_loader(TensorDataset(images, labels), 8, shuffle=True, seed=0)
     model = LabelReader(4)
-    optimizer = train.build_optimizer(model, "sgd", 0.01)
+    optimizer = optim.build_optimizer(model, "sgd", 0.01)
     seen_targets = []
 
     def uniform_targets(x, y):  # keeps the images, replaces the targets by soft, uniform ones
@@ -212,13 +230,13 @@ def test_tta_validation_averages_the_flipped_views(train_params):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 3)).eval()  # flip-sensitive
     images, labels = torch.randn(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2])
-    loader = train.make_loader(TensorDataset(images, labels), 4, False, seed=0)
-    probs, targets, loss = experiment.predict_validation(model, loader, torch.device("cpu"), p)
+    loader = devices.make_loader(TensorDataset(images, labels), 4, shuffle=False, seed=0)
+    probs, targets, loss = evaluation.predict(model, loader, torch.device("cpu"), p["amp"], tta=p["tta"])
     with torch.no_grad():
         expected = (torch.softmax(model(images), 1) + torch.softmax(model(images.flip(-1)), 1)) / 2
     assert torch.allclose(torch.from_numpy(probs), expected, atol=1e-6) and targets == labels.tolist()
     assert loss == pytest.approx(float(-expected[torch.arange(6), labels].log().mean()), rel=1e-5)
-    plain = experiment.predict_validation(model, loader, torch.device("cpu"), {**p, "tta": "none"})
+    plain = evaluation.predict(model, loader, torch.device("cpu"), p["amp"], tta="none")
     assert not torch.allclose(torch.from_numpy(plain[0]), expected)
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from simpsons_lib import params
-from simpsons_lib.paths import NOTEBOOKS_DIR, PARAMS_DIR
+from simpsons_lib.config import params
+from simpsons_lib.config.paths import NOTEBOOKS_DIR, PARAMS_DIR
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = {"eda": "00_eda", "simple_cnn": "01_simple_cnn", "simple_cnn_aug": "01_simple_cnn", "mid_cnn": "02_mid_cnn",
@@ -173,14 +173,14 @@ def test_notebook_parameters_cells_only_pick_a_run():
 
 
 def test_show_prints_every_value_its_source_and_help():
-    out = subprocess.run([sys.executable, "-m", "simpsons_lib.params", "show", "demo", "mid_cnn"], cwd=REPO,
+    out = subprocess.run([sys.executable, "-m", "simpsons_lib.config.params", "show", "demo", "mid_cnn"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
     assert "writes as mid_cnn" in out
     assert any("worst_k" in line and "12" in line and "mid_cnn.yaml" in line for line in out.splitlines())
     assert any(line.split()[:1] == ["lr"] and "default" in line and "learning rate" in line for line in out.splitlines())
-    as_json = subprocess.run([sys.executable, "-m", "simpsons_lib.params", "show", "demo", "mid_cnn", "--json"],
+    as_json = subprocess.run([sys.executable, "-m", "simpsons_lib.config.params", "show", "demo", "mid_cnn", "--json"],
                              cwd=REPO, capture_output=True, text=True, check=True).stdout
     assert json.loads(as_json) == json.loads(json.dumps(params.resolve("demo", "mid_cnn")))
-    bad = subprocess.run([sys.executable, "-m", "simpsons_lib.params", "show", "demo", "nope"], cwd=REPO,
+    bad = subprocess.run([sys.executable, "-m", "simpsons_lib.config.params", "show", "demo", "nope"], cwd=REPO,
                          capture_output=True, text=True, env={**os.environ})
     assert bad.returncode != 0 and "no such run file" in bad.stderr

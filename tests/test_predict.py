@@ -7,8 +7,14 @@ import pandas as pd
 import pytest
 import torch
 
-from simpsons_lib import data, demo_data, io_utils, models, predict
-from simpsons_lib.transforms import eval_transform
+from simpsons_lib.config import files as io_utils
+from simpsons_lib.data import demo as demo_data
+from simpsons_lib.data import layout as data
+from simpsons_lib.inference import predict
+from simpsons_lib.training import checkpoints
+from simpsons_lib.training import evaluation
+from simpsons_lib.training import models
+from simpsons_lib.training.transforms import eval_transform
 
 CLASSES = ["bart_simpson", "homer_simpson", "lisa_simpson", "marge_simpson", "ned_flanders"]
 SIZE = 96
@@ -63,14 +69,14 @@ def reference_probs(model: torch.nn.Module, paths) -> torch.Tensor:
 @pytest.mark.parametrize("arch,kw", [("simple_cnn", {}), ("mid_cnn", {}), ("transfer", {"backbone": "mobilenet_v2"})])
 def test_export_then_load_gives_identical_predictions(tmp_path, arch, kw):
     model = trained_like(arch, **kw)
-    path = predict.export_model(tmp_path / "models" / "model.pt", model, CLASSES,
+    path = checkpoints.export_model(tmp_path / "models" / "model.pt", model, CLASSES,
                                 rebuild_params(arch, backbone=kw.get("backbone", "resnet50")))
     payload = torch.load(path, weights_only=True)  # plain data: no pickled code
     assert set(payload) == {"format", "state_dict", "classes", "params", "run", "title"}
-    assert set(payload["params"]) == set(predict.REBUILD_KEYS)  # lr etc. stay out
+    assert set(payload["params"]) == set(checkpoints.REBUILD_KEYS)  # lr etc. stay out
     assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # written atomically: no temp file left
 
-    loaded, info = predict.load_model(path)
+    loaded, info = checkpoints.load_model(path)
     assert info["classes"] == CLASSES and info["run"] == "simple_cnn" and info["title"] == "SimpleCnn"
     assert not loaded.training
     x = torch.randn(4, 3, SIZE, SIZE)
@@ -82,7 +88,7 @@ def test_export_needs_the_rebuild_parameters(tmp_path):
     params = rebuild_params()
     del params["image_size"]
     with pytest.raises(KeyError, match="image_size"):
-        predict.export_model(tmp_path / "model.pt", trained_like(), CLASSES, params)
+        checkpoints.export_model(tmp_path / "model.pt", trained_like(), CLASSES, params)
     assert not (tmp_path / "model.pt").exists()
 
 
@@ -95,10 +101,10 @@ def test_a_training_checkpoint_exports_to_a_smaller_file(tmp_path):
     checkpoint = tmp_path / "best.pt"  # a training checkpoint: weights, optimizer state, history
     torch.save({"model_state": model.state_dict(), "classes": CLASSES, "params": rebuild_params(),
                 "optimizer_state": optimizer.state_dict(), "history": [{"epoch": 1, "train_loss": 1.0}]}, checkpoint)
-    out = predict.export_checkpoint(checkpoint)
+    out = checkpoints.export_checkpoint(checkpoint)
     assert out == tmp_path / "model.pt"
     assert out.stat().st_size < checkpoint.stat().st_size
-    loaded, _ = predict.load_model(out)
+    loaded, _ = checkpoints.load_model(out)
     x = torch.randn(2, 3, SIZE, SIZE)
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
@@ -107,10 +113,10 @@ def test_a_training_checkpoint_exports_to_a_smaller_file(tmp_path):
 def test_half_precision_export_is_half_the_size_and_predicts_nearly_the_same(tmp_path):
     model = trained_like("transfer", backbone="mobilenet_v2")
     params = rebuild_params("transfer", backbone="mobilenet_v2")
-    full = predict.export_model(tmp_path / "full.pt", model, CLASSES, params)
-    half = predict.export_model(tmp_path / "half.pt", model, CLASSES, params, half=True)
+    full = checkpoints.export_model(tmp_path / "full.pt", model, CLASSES, params)
+    half = checkpoints.export_model(tmp_path / "half.pt", model, CLASSES, params, half=True)
     assert 0.45 < half.stat().st_size / full.stat().st_size < 0.55
-    loaded, _ = predict.load_model(half)
+    loaded, _ = checkpoints.load_model(half)
     assert next(loaded.parameters()).dtype == torch.float32
     x = torch.randn(4, 3, SIZE, SIZE)
     with torch.no_grad():
@@ -120,31 +126,31 @@ def test_half_precision_export_is_half_the_size_and_predicts_nearly_the_same(tmp
 
 
 def test_foreign_or_corrupt_files_fail_in_one_line_naming_them(tmp_path):
-    good = predict.export_model(tmp_path / "good.pt", trained_like(), CLASSES, rebuild_params())
+    good = checkpoints.export_model(tmp_path / "good.pt", trained_like(), CLASSES, rebuild_params())
     cases = {
         "garbage.pt": lambda p: p.write_bytes(b"not a torch file at all"),
         "truncated.pt": lambda p: p.write_bytes(good.read_bytes()[: good.stat().st_size // 2]),
         "foreign.pt": lambda p: torch.save({"weights": torch.zeros(3)}, p),
         "checkpoint.pt": lambda p: torch.save({"model_state": {}, "rng": np.random.get_state()}, p),
-        "wrong_arch.pt": lambda p: predict.export_model(p, trained_like(), CLASSES, rebuild_params("mid_cnn")),
+        "wrong_arch.pt": lambda p: checkpoints.export_model(p, trained_like(), CLASSES, rebuild_params("mid_cnn")),
     }
     for name, make in cases.items():
         path = tmp_path / name
         make(path)
-        with pytest.raises(predict.ExportError) as info:
-            predict.load_model(path)
+        with pytest.raises(checkpoints.ExportError) as info:
+            checkpoints.load_model(path)
         message = str(info.value)
         assert str(path) in message and "\n" not in message, message
     with pytest.raises(FileNotFoundError, match="missing.pt"):
-        predict.load_model(tmp_path / "missing.pt")
+        checkpoints.load_model(tmp_path / "missing.pt")
 
 
 # --- predicting files -----------------------------------------------------------------------------
 
 def test_predict_files_skips_bad_files_and_predicts_the_rest(image_folder, tmp_path, caplog):
     model = trained_like()
-    path = predict.export_model(tmp_path / "model.pt", model, CLASSES, rebuild_params())
-    loaded, info = predict.load_model(path)
+    path = checkpoints.export_model(tmp_path / "model.pt", model, CLASSES, rebuild_params())
+    loaded, info = checkpoints.load_model(path)
     extra = tmp_path / "single.png"
     data.load_rgb(image_folder / "img1.jpg").save(extra)
     frame, bad = predict.predict_files(loaded, info, [image_folder, extra, tmp_path / "nope.jpg"], top_k=3,
@@ -168,7 +174,7 @@ def test_predict_files_skips_bad_files_and_predicts_the_rest(image_folder, tmp_p
 
 
 def test_predict_cli_prints_a_table_and_writes_the_csv(image_folder, tmp_path, capsys):
-    model_pt = predict.export_model(tmp_path / "model.pt", trained_like(), CLASSES, rebuild_params())
+    model_pt = checkpoints.export_model(tmp_path / "model.pt", trained_like(), CLASSES, rebuild_params())
     out = tmp_path / "out" / "predictions.csv"
     predict.main(["--model", str(model_pt), str(image_folder), "--top-k", "2", "--tta", "--out", str(out),
                   "--device", "cpu"])
@@ -177,20 +183,20 @@ def test_predict_cli_prints_a_table_and_writes_the_csv(image_folder, tmp_path, c
     assert len(table) == 10 and list(table.columns) == ["path", "class_1", "prob_1", "class_2", "prob_2"]
     assert "img10_rgba.png" in printed and "top-2" in printed and "10 image(s) predicted" in printed
     assert "2 skipped" in printed
-    loaded, info = predict.load_model(model_pt)
+    loaded, info = checkpoints.load_model(model_pt)
     frame, _ = predict.predict_files(loaded, info, [image_folder], top_k=2, tta="flip")
     pd.testing.assert_frame_equal(table, frame)
 
 
 def test_profile_run_best_is_the_highest_micro_f1_with_an_export(tmp_path):
-    from simpsons_lib.paths import StudyPaths
+    from simpsons_lib.config.paths import StudyPaths
 
     model = trained_like()
     for run, f1, exported in [("simple_cnn", 0.5, True), ("mid_cnn", 0.9, True), ("resnet50", 0.99, False)]:
         rp = StudyPaths("demo").run(run).make_dirs()
         io_utils.write_json(rp.metrics_json, {"micro_f1": f1, "classes": CLASSES})
         if exported:
-            predict.export_model(rp.models / "model.pt", model, CLASSES, rebuild_params(run_name=run))
+            checkpoints.export_model(rp.models / "model.pt", model, CLASSES, rebuild_params(run_name=run))
     io_utils.write_json(StudyPaths("demo").submission_json, {"run": "resnet50", "rows": 3})
     assert predict.run_model_path("demo", "best") == StudyPaths("demo").run("mid_cnn").model_file
     assert predict.run_model_path("demo", "simple_cnn") == StudyPaths("demo").run("simple_cnn").model_file
@@ -202,6 +208,12 @@ def test_profile_run_best_is_the_highest_micro_f1_with_an_export(tmp_path):
 
 # --- TTA ------------------------------------------------------------------------------------------
 
+def tta_probs(model, images, tta):
+    """The one prediction loop's probabilities of one batch of images (Ids as targets)."""
+    return torch.from_numpy(evaluation.predict(model, [(images, [str(i) for i in range(len(images))])], "cpu",
+                                               tta=tta)[0])
+
+
 def test_flip_tta_averages_exactly_the_two_passes():
     model = trained_like()
     torch.manual_seed(1)
@@ -210,27 +222,27 @@ def test_flip_tta_averages_exactly_the_two_passes():
         plain = torch.softmax(model(x), dim=1)
         flipped = torch.softmax(model(torch.flip(x, dims=[-1])), dim=1)
     assert not torch.allclose(plain, flipped, atol=1e-4)  # the model is not flip-invariant
-    tta = predict.tta_probs(model, x, "flip")
-    assert torch.equal(tta, predict.tta_probs(model, x, "flip"))  # deterministic
+    tta = tta_probs(model, x, "flip")
+    assert torch.equal(tta, tta_probs(model, x, "flip"))  # deterministic
     assert torch.equal(tta, (plain + flipped) / 2)
-    assert torch.equal(predict.tta_probs(model, x, "none"), plain)
-    assert torch.equal(predict.tta_probs(model, x, True), tta) and torch.equal(predict.tta_probs(model, x, False), plain)
-    scales = predict.tta_probs(model, x, "flip+scales")
+    assert torch.equal(tta_probs(model, x, "none"), plain)
+    assert torch.equal(tta_probs(model, x, True), tta) and torch.equal(tta_probs(model, x, False), plain)
+    scales = tta_probs(model, x, "flip+scales")
     assert not torch.allclose(scales, tta, atol=1e-4)
     torch.testing.assert_close(scales.sum(1), torch.ones(6))
     with pytest.raises(ValueError, match="flip"):
-        predict.tta_probs(model, x, "rotate")
+        tta_probs(model, x, "rotate")
 
 
 def test_rescale_views_keep_the_size_and_zoom_about_the_centre():
     x = torch.zeros(1, 3, 20, 20)
     x[..., 5:15, 5:15] = 1.0
-    bigger, smaller = predict.rescale(x, 1.1), predict.rescale(x, 0.9)
+    bigger, smaller = evaluation.rescale(x, 1.1), evaluation.rescale(x, 0.9)
     assert bigger.shape == smaller.shape == x.shape
-    assert torch.equal(predict.rescale(x, 1.0), x)
+    assert torch.equal(evaluation.rescale(x, 1.0), x)
     assert bigger.sum() > x.sum() > smaller.sum() > 0
     assert smaller[..., 0, :].abs().sum() == 0 and smaller[..., :, -1].abs().sum() == 0  # padded border
-    assert len(predict.tta_views(x, "flip+scales")) == 4
+    assert len(evaluation.tta_views(x, "flip+scales")) == 4
 
 
 def test_predict_loader_applies_tta_to_every_batch_and_keeps_targets():
@@ -238,12 +250,12 @@ def test_predict_loader_applies_tta_to_every_batch_and_keeps_targets():
     torch.manual_seed(2)
     images, labels = torch.randn(10, 3, SIZE, SIZE), torch.arange(10) % len(CLASSES)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels), batch_size=4)
-    probs, targets = predict.predict_loader(model, loader, "cpu", tta="flip")
+    probs, targets, _ = evaluation.predict(model, loader, "cpu", tta="flip")
     assert targets == labels.tolist()
-    np.testing.assert_allclose(probs, predict.tta_probs(model, images, "flip").numpy(), atol=1e-6)
+    np.testing.assert_allclose(probs, tta_probs(model, images, "flip").numpy(), atol=1e-6)
     ids = [(img, f"img{i}.jpg") for i, img in enumerate(images)]
     id_loader = torch.utils.data.DataLoader(ids, batch_size=4)
-    _, id_targets = predict.predict_loader(model, id_loader, "cpu")
+    _, id_targets, _ = evaluation.predict(model, id_loader, "cpu")
     assert id_targets == [f"img{i}.jpg" for i in range(10)]
 
 

@@ -6,8 +6,10 @@ import shutil
 import pytest
 import torch
 
-from simpsons_lib import paths, pipeline, preflight
-from simpsons_lib.params import ParameterError
+from simpsons_lib.config import paths
+from simpsons_lib.pipeline import preflight
+from simpsons_lib.pipeline import runner as pipeline
+from simpsons_lib.config.params import ParameterError
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
-from simpsons_lib import progress
-
+from simpsons_lib.config import console as progress
+from simpsons_lib.pipeline import progress as pipeline_progress
 from test_checkpoints import tiny_fit
 
 
@@ -21,7 +21,7 @@ def test_epoch_line_format():
 def test_fit_writes_one_event_per_epoch_and_follow_prints_them(tmp_path, monkeypatch, capsys):
     events_file = tmp_path / "progress" / "events.jsonl"
     monkeypatch.setenv(progress.PROGRESS_FILE_ENV, str(events_file))
-    _, result = tiny_fit(tmp_path, epochs=3, run_name="tiny")
+    _, result = tiny_fit(tmp_path, epochs=3, meta={"lr": 0.01, "run_name": "tiny"})
     assert capsys.readouterr().out == ""  # with a progress file, nothing goes to the notebook
 
     events = [json.loads(line) for line in events_file.read_text().splitlines()]
@@ -35,7 +35,7 @@ def test_fit_writes_one_event_per_epoch_and_follow_prints_them(tmp_path, monkeyp
 
     stop, out = threading.Event(), io.StringIO()
     stop.set()  # already asked to stop: it still prints everything written so far, then returns
-    assert progress.follow(events_file, stop, out) == 3
+    assert pipeline_progress.follow(events_file, stop, out) == 3
     printed = out.getvalue().splitlines()
     assert printed[0].startswith("[tiny] epoch 1/3  loss ") and printed[2].startswith("[tiny] epoch 3/3")
     assert printed[-1].endswith("ETA 0:00")
@@ -45,7 +45,7 @@ def test_follow_in_a_thread_prints_events_as_they_arrive(tmp_path, monkeypatch):
     events_file = tmp_path / "events.jsonl"  # not created yet when follow starts
     monkeypatch.setenv(progress.PROGRESS_FILE_ENV, str(events_file))
     stop, out = threading.Event(), io.StringIO()
-    thread = threading.Thread(target=progress.follow, args=(events_file, stop, out), kwargs={"poll_seconds": 0.01},
+    thread = threading.Thread(target=pipeline_progress.follow, args=(events_file, stop, out), kwargs={"poll_seconds": 0.01},
                               daemon=True)
     thread.start()
     progress.report_epoch("a", 1, 2, 2.0, 0.25, 100.0, 5.0)
@@ -65,6 +65,6 @@ def test_follow_in_a_thread_prints_events_as_they_arrive(tmp_path, monkeypatch):
 
 def test_without_a_progress_file_the_line_is_logged(monkeypatch, caplog):
     monkeypatch.delenv(progress.PROGRESS_FILE_ENV, raising=False)
-    with caplog.at_level("INFO", logger="simpsons_lib.progress"):
+    with caplog.at_level("INFO", logger="simpsons_lib.config.console"):
         event = progress.report_epoch("r", 1, 4, 0.5, 0.75, 20.0, 90.0)
     assert event["epoch"] == 1 and caplog.messages == ["[r] epoch 1/4  loss 0.500  val micro-F1 0.750  20 img/s  ETA 1:30"]

@@ -7,9 +7,11 @@ import pytest
 from matplotlib.colors import to_hex
 from sklearn.metrics import f1_score
 
-from simpsons_lib import data, evaluate, plots, transforms
-
-
+from simpsons_lib.data import layout as data
+from simpsons_lib.reporting import plots
+from simpsons_lib.reporting import tables as evaluate
+from simpsons_lib.training import class_scores
+from simpsons_lib.training import evaluation
 RARE = 6  # classes cut down to a single image: too rare to split, they stay in train only
 
 
@@ -29,7 +31,7 @@ def _metrics(classes, val, seed=0):
     y_true = val["label"].to_numpy()
     wrong = rng.integers(0, len(classes), len(y_true))  # the mistakes may name any class, rare ones too
     y_pred = np.where(rng.random(len(y_true)) < 0.7, y_true, wrong)
-    return y_true, y_pred, evaluate.compute_metrics(y_true, y_pred, classes)
+    return y_true, y_pred, evaluation.compute_metrics(y_true, y_pred, classes)
 
 
 def test_rare_classes_of_the_real_split_are_listed_as_not_validated(real_split):
@@ -53,16 +55,16 @@ def test_rare_classes_of_the_real_split_are_listed_as_not_validated(real_split):
 
 def test_worst_classes_are_chosen_among_validated_classes_only(tmp_path):
     classes = ["a", "b", "c", "d"]
-    m = evaluate.compute_metrics([0, 0, 1, 1, 2, 2], [0, 0, 1, 0, 0, 0], classes)  # d: no validation image
+    m = evaluation.compute_metrics([0, 0, 1, 1, 2, 2], [0, 0, 1, 0, 0, 0], classes)  # d: no validation image
     assert m["unvalidated_classes"] == ["d"]
-    assert transforms.worst_classes_from_metrics(m, k=2) == ["c", "a"]
-    assert transforms.worst_classes_from_metrics(m, below=1.01) == ["c", "a", "b"]
+    assert class_scores.worst_classes_from_metrics(m, k=2) == ["c", "a"]
+    assert class_scores.worst_classes_from_metrics(m, below=1.01) == ["c", "a", "b"]
     path = tmp_path / "m.json"
     path.write_text(json.dumps(m))
-    assert transforms.worst_classes_from_metrics(path, k=4) == ["c", "a", "b"]
+    assert class_scores.worst_classes_from_metrics(path, k=4) == ["c", "a", "b"]
     # a metrics file written before (f1 0.0 with support 0): still not taken for a hard class
     old = {**m, "per_class": {**m["per_class"], "d": {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}}}
-    assert transforms.worst_classes_from_metrics(old, k=1) == ["c"]
+    assert class_scores.worst_classes_from_metrics(old, k=1) == ["c"]
 
 
 def _texts(fig):

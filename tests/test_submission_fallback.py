@@ -6,8 +6,10 @@ import pandas as pd
 import pytest
 import torch
 
-from simpsons_lib import data, io_utils, study, submission
-
+from simpsons_lib.config import files as io_utils
+from simpsons_lib.data import layout as data
+from simpsons_lib.data import study
+from simpsons_lib.inference import submission
 IMAGE_SIZE = 32
 
 

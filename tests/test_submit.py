@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from simpsons_lib import io_utils, kaggle_download
-from simpsons_lib.paths import StudyPaths
+from simpsons_lib.config import files as io_utils
+from simpsons_lib.pipeline import kaggle as kaggle_download
+from simpsons_lib.config.paths import StudyPaths
 
 CLASSES = ["bart_simpson", "homer_simpson", "lisa_simpson"]
 IDS = ["img0.jpg", "img1.jpg", "img2.jpg", "img10.jpg"]

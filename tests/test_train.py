@@ -2,9 +2,14 @@ import pandas as pd
 import pytest
 import torch
 
-from simpsons_lib import experiment, models, paths, predict, study, train
-
-
+from simpsons_lib.config import paths
+from simpsons_lib.data import study
+from simpsons_lib.training import checkpoints
+from simpsons_lib.training import devices
+from simpsons_lib.training import experiment
+from simpsons_lib.training import loop as train
+from simpsons_lib.training import models
+from simpsons_lib.training import optim
 def run(p, **kw):
     rp = paths.run_paths(p)
     s = study.load_study(p, image_size=p.image_size)
@@ -61,7 +66,7 @@ def interrupted_then_resumed(p) -> train.FitResult:
 
     with pytest.raises(Interrupt):
         run(p, after_epoch=stop_after_first)
-    ckpt = train.load_checkpoint(paths.run_paths(p).models / "last.pt")
+    ckpt = checkpoints.load_checkpoint(paths.run_paths(p).models / "last.pt")
     assert ckpt["epoch"] == 1 and not ckpt["finished"]
     return run(p)[3]
 
@@ -83,8 +88,8 @@ def test_interrupted_run_resumes_and_matches_an_uninterrupted_one(train_params, 
 def test_checkpoints_hold_what_a_user_needs(train_params):
     p = train_params(run_name="ck", epochs=2, batch_size=64)
     s, rp, model, result = run(p)
-    best = train.load_checkpoint(rp.models / "best.pt")
-    last = train.load_checkpoint(rp.models / "last.pt")
+    best = checkpoints.load_checkpoint(rp.models / "best.pt")
+    last = checkpoints.load_checkpoint(rp.models / "last.pt")
     for ckpt in (best, last):
         assert ckpt["classes"] == s.classes and ckpt["params"]["lr"] == p.lr
         assert set(ckpt["metrics"]) >= {"val_micro_f1", "val_macro_f1", "train_loss"}
@@ -93,7 +98,7 @@ def test_checkpoints_hold_what_a_user_needs(train_params):
     assert last["epoch"] == 2 and last["finished"] and last["fingerprint"] and len(last["history"]) == 2
     assert not {"optimizer_state", "scheduler_state", "rng"} & set(last)
     assert not [f for f in rp.models.iterdir() if f.name.startswith(".")]  # no temp files left
-    rebuilt, _ = predict.load_model(predict.export_checkpoint(rp.best_checkpoint))
+    rebuilt, _ = checkpoints.load_model(checkpoints.export_checkpoint(rp.best_checkpoint))
     x = torch.randn(2, 3, p.image_size, p.image_size)
     model.eval()
     torch.testing.assert_close(rebuilt(x), model(x))
@@ -106,18 +111,18 @@ def test_early_stopping(train_params):
 
 
 def test_device_selection():
-    assert train.select_device("cpu").type == "cpu"
-    assert train.select_device("auto").type in ("cpu", "cuda", "mps")
+    assert devices.select_device("cpu").type == "cpu"
+    assert devices.select_device("auto").type in ("cpu", "cuda", "mps")
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="no CUDA GPU"):
-            train.select_device("cuda")
+            devices.select_device("cuda")
 
 
 def test_device_batch_loader_trains_repeatably_and_resumes(train_params, tmp_path, monkeypatch):
     p = train_params(run_name="db", epochs=3, batch_size=32, augment=True, loader="device_batches", resume=True,
                      worst_classes=["bart_simpson", "homer_simpson"])
     s, rp, model, first = run(p)
-    assert train.load_checkpoint(rp.models / "last.pt")["params"]["loader_used"] == "device_batches"
+    assert checkpoints.load_checkpoint(rp.models / "last.pt")["params"]["loader_used"] == "device_batches"
     assert first.history["train_loss"].iloc[-1] < first.history["train_loss"].iloc[0]
     metrics, _ = experiment.evaluate_model(model, s, p, rp, first, [])
     assert metrics["micro_f1"] == pytest.approx(first.history["val_micro_f1"].max())
@@ -131,7 +136,7 @@ def test_an_epoch_ending_in_a_batch_of_one_image_trains():
     model = models.SimpleCnn(3, input_size=96)  # its last BatchNorm sees 1x1 maps: one value per channel
     images, labels = torch.rand(9, 3, 96, 96), torch.tensor([0, 1, 2] * 3)
     batches = [(images[:4], labels[:4]), (images[4:8], labels[4:8]), (images[8:], labels[8:])]
-    optimizer = train.build_optimizer(model, "adam", 1e-3)
+    optimizer = optim.build_optimizer(model, "adam", 1e-3)
     loss, accuracy, seen = train.train_epoch(model, batches, optimizer, torch.nn.CrossEntropyLoss(),
                                              torch.device("cpu"), False)
     assert seen == 8 and loss > 0 and 0 <= accuracy <= 1

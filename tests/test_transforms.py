@@ -5,9 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
-from simpsons_lib import evaluate, transforms
-
-
+from simpsons_lib.training import class_scores
+from simpsons_lib.training import evaluation
+from simpsons_lib.training import transforms
 def test_eval_transform_resizes_and_normalises():
     img = Image.new("RGB", (50, 30), (255, 0, 128))
     x = transforms.eval_transform(40)(img)
@@ -69,15 +69,15 @@ def test_worst_classes_from_a_metrics_file(tmp_path):
     classes = ["a", "b", "c", "d"]
     y_true = [0, 0, 1, 1, 2, 2, 3, 3]
     y_pred = [0, 0, 1, 0, 0, 0, 3, 3]  # c worst (0), b next (0.67), a (0.67) ...
-    metrics = evaluate.compute_metrics(y_true, y_pred, classes)
+    metrics = evaluation.compute_metrics(y_true, y_pred, classes)
     path = tmp_path / "m.json"
     path.write_text(json.dumps(metrics))
-    assert transforms.worst_classes_from_metrics(path, k=1) == ["c"]
-    assert transforms.worst_classes_from_metrics(path, k=2) == ["c", "a"]
-    assert transforms.worst_classes_from_metrics(path, below=0.7) == ["c", "a", "b"]
-    assert transforms.worst_classes_from_metrics(metrics, k=1, below=0.0) == ["c"]
+    assert class_scores.worst_classes_from_metrics(path, k=1) == ["c"]
+    assert class_scores.worst_classes_from_metrics(path, k=2) == ["c", "a"]
+    assert class_scores.worst_classes_from_metrics(path, below=0.7) == ["c", "a", "b"]
+    assert class_scores.worst_classes_from_metrics(metrics, k=1, below=0.0) == ["c"]
     with pytest.raises(ValueError):
-        transforms.worst_classes_from_metrics(metrics)
+        class_scores.worst_classes_from_metrics(metrics)
     with pytest.raises(KeyError, match="zed"):
         transforms.labels_of(["a", "zed"], classes)
 

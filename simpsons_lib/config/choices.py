@@ -1,0 +1,14 @@
+"""Every list of allowed values, defined once: the parameter schema checks against them and the code
+that acts on a value imports the same tuple (torch-free)."""
+
+DATASETS = ("kaggle", "demo")
+ON_BAD_IMAGE = ("raise", "skip")
+ARCHITECTURES = ("simple_cnn", "mid_cnn", "transfer")
+FINETUNE_MODES = ("last_stage", "full")
+WEIGHTS_FALLBACKS = ("error", "random")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "cosine", "step", "warmup_cosine")
+MONITORS = ("val_micro_f1", "val_macro_f1", "val_loss")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+LOADERS = ("auto", "per_sample", "device_batches")
+TTA_MODES = ("none", "flip", "flip+scales")

@@ -1,0 +1,2 @@
+"""The pipeline behind ``make``: plan and preflight, the record of what must be redone, manifests, the
+kernel, progress lines in the terminal, and the Kaggle CLI (download and submit)."""

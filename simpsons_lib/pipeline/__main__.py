@@ -1,0 +1,5 @@
+"""``python -m simpsons_lib.pipeline``: see ``pipeline.runner``."""
+
+from .runner import main
+
+main()

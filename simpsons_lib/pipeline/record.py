@@ -1,0 +1,52 @@
+"""What a run's record depends on, and so when it must be redone: the one place that states the rule.
+
+Every run has two fingerprints:
+
+- **training** — the parameters that shape the weights (``params.Spec.trains``), the data (file names
+  and sizes) and the code of the wings that shape weights (``simpsons_lib.data`` and
+  ``simpsons_lib.training``, by package membership: ``training.fingerprint``). A checkpoint is resumed
+  or reused only when its training fingerprint matches: a change here retrains.
+- **render** — the notebook, every parameter and the library's code except the index page's
+  (``reporting/index_page.py`` and its templates, ``INDEX_PAGE_FILES``). A change here (a figure, the
+  report, a table's wording, the pipeline) re-executes the notebook, which reuses the finished
+  checkpoint. The index page's own code only rebuilds the index page.
+
+``make`` sees both through ``outputs/<profile>/.plan/<run>.key``: the plan step rewrites a key file
+only when its content changes, so a run re-executes exactly when its record no longer matches its
+inputs. The runs a run reads (``worst_from_run``, ``runs``) are make prerequisites, so a re-run
+upstream re-runs what depends on it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping
+
+from ..config.files import write_text
+from ..training.fingerprint import LIBRARY_DIR, code_fingerprint, digest, training_fingerprint  # noqa: F401
+
+# The index page's own code: make rebuilds the index page from these, no notebook re-runs.
+INDEX_PAGE_FILES = ("reporting/index_page.py",)
+
+
+def render_code_files(library_dir: Path | None = None) -> list[Path]:
+    """Every library file a notebook's output depends on: all ``*.py`` but the index page's."""
+    root = Path(library_dir or LIBRARY_DIR)
+    return sorted((f for f in root.rglob("*.py") if f.relative_to(root).as_posix() not in INDEX_PAGE_FILES),
+                  key=lambda f: f.relative_to(root))
+
+
+def render_fingerprint(values: Mapping, notebook: Path, library_dir: Path | None = None) -> str:
+    """What must match for an executed notebook and its reports to stand (see the module's rule)."""
+    return digest(json.dumps(dict(values), sort_keys=True, default=str), Path(notebook).read_bytes(),
+                  code_fingerprint(render_code_files(library_dir), library_dir))
+
+
+def write_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` only when it differs (so make sees a change only when there is one)."""
+    path = Path(path)
+    if path.is_file() and path.read_text(encoding="utf-8") == text:
+        return False
+    write_text(path, text)
+    return True

@@ -1,0 +1,328 @@
+"""The papermill pipeline behind ``make``: plan a profile, execute its runs' notebooks, render reports.
+
+    python -m simpsons_lib.pipeline plan  --profile demo   # validate every run, find the data, write .plan/
+    python -m simpsons_lib.pipeline run   --profile demo --run mid_cnn
+    python -m simpsons_lib.pipeline index --profile demo
+    python -m simpsons_lib.pipeline locked --profile demo -- make study PROFILE=demo
+    python -m simpsons_lib.pipeline demo-data --profile demo
+
+``plan`` is the preflight: it resolves and validates every run of the profile, checks that the runs a
+run reads exist, finds the data and fingerprints it, and writes each run's key file (``record``) and
+the dependencies between runs for make. ``run`` executes one notebook with ``profile`` and ``run`` as
+its only parameters (the kernel resolves the same values from the same files). A run that starts
+removes its previous results; a failed run leaves ``<run>.FAILED.ipynb`` and no results that look
+current. One pipeline at a time per outputs folder: ``locked`` holds the profile's lock while make runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+# nbformat imports jsonschema, which also imports rfc3987_syntax when it is installed (Jupyter's own
+# dependencies bring it) and compiles its ~40 grammars there: 1.5 s in each run of this process.
+# Notebook schemas use no IRI formats, so this process goes without it (jsonschema allows its absence).
+sys.modules.setdefault("rfc3987_syntax", None)
+
+from ..config import params, paths  # noqa: E402
+from ..config.files import read_json, write_text  # noqa: E402
+from ..config.params import ParameterError  # noqa: E402
+from ..data import demo as generator  # noqa: E402
+from ..data.layout import (DEMO_MARKER, DatasetNotFoundError, data_fingerprint, demo_scale_of,  # noqa: E402
+                           find_study_layout, resolve_data_dir)
+from ..reporting import index_page  # noqa: E402
+from . import kernel, manifest, preflight, progress, record  # noqa: E402
+
+LOCK_ENV = "SIMPSONS_PIPELINE_LOCK"
+
+
+class PipelineError(RuntimeError):
+    """A run cannot start or did not finish; the message is one line naming the run and the cause."""
+
+
+# --- the lock ---------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def profile_lock(study: paths.StudyPaths):
+    """Hold ``outputs/<profile>/.lock`` (re-entrant for the pipeline's own child processes)."""
+    lock = study.lock
+    if os.environ.get(LOCK_ENV) == str(lock):
+        yield
+        return
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise PipelineError(f"another pipeline is running on {study.dir} ({holder}); wait for it to finish "
+                                "or stop it, then run make again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}, started {datetime.now().isoformat(timespec='seconds')}\n")
+        f.flush()
+        os.environ[LOCK_ENV] = str(lock)
+        try:
+            yield
+        finally:
+            os.environ.pop(LOCK_ENV, None)
+            f.truncate(0)
+
+
+def locked(profile: str, command: list[str], plan_first: bool = False) -> int:
+    """Run ``command`` (make) while holding the profile's lock, after the ``plan`` when ``plan_first``;
+    its children inherit the lock."""
+    with profile_lock(paths.StudyPaths(profile)):
+        if plan_first:
+            keys = plan(profile)
+            print(f"plan: {len(keys)} runs of profile {profile} checked", flush=True)
+        child = subprocess.Popen(command)
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached make and its runs too: let them end cleanly
+            return child.wait() or 130
+
+
+# --- plan (preflight) -------------------------------------------------------------------------------
+
+def plan(profile: str) -> dict[str, dict]:
+    """Validate every run of ``profile``, find its data, and write ``.plan/<run>.key`` (only when changed)
+    and ``.plan/plan.mk`` (the run list and dependencies). Returns each run's keys."""
+    study = paths.StudyPaths(profile)
+    runs = params.profile_runs(profile)
+    resolved = {run: params.resolve(profile, run) for run in runs}
+    for run, p in resolved.items():
+        for upstream in params.upstream_runs(p):
+            if upstream not in resolved:
+                raise ParameterError(f"{paths.params_dir() / profile / (run + '.yaml')}: run {upstream!r} (named "
+                                     f"by a parameter) is not a run of profile {profile!r}: {', '.join(runs)}")
+    data, layouts = {}, {}
+    for p in resolved.values():
+        root = resolve_data_dir(p)
+        if root not in data:
+            layouts[root] = layout = find_study_layout(p)
+            data[root] = {"root": str(layout.root), "demo": layout.is_demo,
+                          **data_fingerprint([layout.train_dir, layout.test_dir])}
+    keys, texts = {}, {}
+    for run, p in resolved.items():
+        d = data[resolve_data_dir(p)]
+        keys[run] = {
+            "training": record.training_fingerprint(params.training_values(p), d["sha1"]) if p.kind == "train" else None,
+            "render": record.render_fingerprint(p, paths.PROJECT_ROOT / p.notebook),
+            "data": d["sha1"],
+        }
+        texts[run] = json.dumps(keys[run], indent=1) + "\n"
+    recorded = {run: _recorded_keys(study.run(run)) for run in runs}
+    for run, p in resolved.items():  # the preflight, for the runs that are about to run
+        if recorded[run] != keys[run]:
+            where = f"{paths.params_dir() / profile / (run + '.yaml')}: "
+            for note in preflight.check_run(p, layouts[resolve_data_dir(p)], where):
+                print(f"plan: {run}: {note}", flush=True)
+    for run in resolved:
+        rp = study.run(run)
+        record.write_if_changed(rp.key_file, texts[run])
+        if recorded[run] == keys[run]:  # as executed: the key is no newer than the executed notebook
+            stamp = rp.notebook.stat().st_mtime_ns
+            os.utime(rp.key_file, ns=(stamp, stamp))
+    lines = [f"RUNS := {' '.join(runs)}"]
+    for run, p in resolved.items():
+        upstream = params.upstream_runs(p)
+        if upstream:
+            lines.append(f"$(NB)/{run}.ipynb: {' '.join(f'$(NB)/{u}.ipynb' for u in upstream)}")
+    record.write_if_changed(study.plan / "plan.mk", "\n".join(lines) + "\n")
+    return keys
+
+
+def _recorded_keys(rp: paths.RunPaths) -> dict | None:
+    """The keys a run was executed with (its manifest), when its executed notebook exists."""
+    if not (rp.notebook.is_file() and rp.manifest.is_file()):
+        return None
+    try:
+        return read_json(rp.manifest).get("keys")
+    except (OSError, ValueError):
+        return None
+
+
+# --- one run ----------------------------------------------------------------------------------------
+
+def render_html(executed: Path, rp: paths.RunPaths) -> None:
+    """``<run>.html`` (with code) and ``<run>_reader.html`` (code-free, nbconvert's --no-input)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.read(executed, as_version=4)
+    for target, exclude in ((rp.report_html, False), (rp.reader_html, True)):
+        exporter = HTMLExporter(exclude_input=exclude, exclude_input_prompt=exclude, exclude_output_prompt=exclude)
+        body, _ = exporter.from_notebook_node(nb)
+        write_text(target, body)
+
+
+def _remove(files) -> None:
+    for f in files:
+        Path(f).unlink(missing_ok=True)
+
+
+def _results(rp: paths.RunPaths, kind: str) -> list[Path]:
+    ensemble = rp.study.run("ensemble")
+    extra = ([rp.study.submission_csv, rp.study.submission_json, rp.study.evolution_csv, ensemble.metrics_json,
+              ensemble.predictions_csv] if kind == "report" else [])
+    return rp.results() + extra
+
+
+def _keep_failed_notebook(running: Path, failed: Path) -> None:
+    """Keep the executed notebook as ``<run>.FAILED.ipynb`` when it is valid JSON; else remove it."""
+    try:
+        json.loads(running.read_text(encoding="utf-8"))
+        os.replace(running, failed)
+    except (OSError, ValueError):
+        running.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _printing_progress(study: paths.StudyPaths, run: str):
+    """A progress file the kernel appends epoch events to, printed here as they arrive."""
+    study.plan.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"{run}.", suffix=".progress", dir=study.plan)
+    os.close(fd)
+    stop = threading.Event()
+    thread = threading.Thread(target=progress.follow, args=(name, stop), daemon=True)
+    thread.start()
+    try:
+        yield name
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        Path(name).unlink(missing_ok=True)
+
+
+def run_notebook(profile: str, run: str) -> Path:
+    """Execute ``run`` of ``profile``: its notebook with ``profile`` and ``run`` injected, then its manifest
+    and HTML reports. The executed notebook appears last, only when everything succeeded."""
+    import papermill
+
+    study = paths.StudyPaths(profile)
+    with profile_lock(study):
+        p = params.resolve(profile, run)
+        layout = find_study_layout(p)
+        keys = plan(profile)[run] if not study.run(run).key_file.is_file() else read_json(study.run(run).key_file)
+        rp = study.run(run).make_dirs()
+        _remove(_results(rp, p.kind) + [rp.failed_notebook, rp.running_notebook])
+        notebook = paths.PROJECT_ROOT / p.notebook
+        started = datetime.now(timezone.utc)
+        t0 = time.perf_counter()
+        print(f"[{run}] {p.notebook} ...", flush=True)
+        # papermill and nbclient log a dying kernel on their own; the one line below says it for this run
+        for name in ("papermill", "traitlets", "nbclient"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        try:
+            with _printing_progress(study, run) as progress_file:
+                kernel.prepare_environment(progress_file)
+                # shutdown_kernel="immediate": every output has arrived and every file is written when the
+                # last cell ends; a graceful exit of a kernel holding torch & co. only adds 2-3 s a run.
+                papermill.execute_notebook(str(notebook), str(rp.running_notebook),
+                                           parameters={"profile": profile, "run": run},
+                                           kernel_name=kernel.ensure_kernel(), cwd=str(notebook.parent),
+                                           progress_bar=False, config=kernel.client_config(),
+                                           shutdown_kernel="immediate")
+            metrics = read_json(rp.metrics_json) if p.kind == "train" and rp.metrics_json.is_file() else None
+            seconds = time.perf_counter() - t0
+            manifest.write(rp.manifest, run=run, kind=p.kind, notebook=p.notebook, parameters=dict(p), keys=keys,
+                           data={"root": str(layout.root), "demo": layout.is_demo, "sha1": keys["data"]},
+                           metrics=metrics, started=started.isoformat(timespec="seconds"),
+                           finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), seconds=seconds)
+            render_html(rp.running_notebook, rp)
+            os.replace(rp.running_notebook, rp.notebook)  # last: the target exists only when all succeeded
+        except BaseException as exc:
+            _remove(_results(rp, p.kind))
+            _keep_failed_notebook(rp.running_notebook, rp.failed_notebook)
+            where = f" (the executed notebook is {rp.failed_notebook})" if rp.failed_notebook.exists() else ""
+            if isinstance(exc, papermill.PapermillExecutionError):
+                cause = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue.splitlines()[0] if exc.evalue else ''}"
+            elif isinstance(exc, KeyboardInterrupt):
+                cause = "interrupted"
+            else:
+                cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            raise PipelineError(f"[{run}] FAILED in {cause}{where}") from None
+    print(f"[{run}] done in {seconds:.0f} s -> {rp.notebook}", flush=True)
+    return rp.notebook
+
+
+# --- command line -----------------------------------------------------------------------------------
+
+def demo_data(profile: str, scale: float | None = None, if_needed: bool = False) -> Path:
+    """Generate the drawn demo data where ``profile`` reads it, at its ``demo_scale`` (or ``scale``), into a
+    temporary folder that replaces the old data only when complete. ``if_needed``: only when the data is
+    missing or was drawn at another scale."""
+    import shutil
+
+
+    common = params.resolve(profile, params.profile_runs(profile)[0])
+    if common["dataset"] != "demo" or common.get("data_dir"):
+        raise ParameterError(f"profile {profile!r} does not read the demo data (dataset: {common['dataset']}, "
+                             f"data_dir: {common.get('data_dir')}); nothing to generate")
+    out, scale = resolve_data_dir(common), scale or common["demo_scale"]
+    if if_needed and demo_scale_of(out) == scale:
+        return out
+    if out.exists() and any(out.iterdir()) and not (out / DEMO_MARKER).is_file():
+        raise FileExistsError(f"{out} exists and is not the drawn demo data; refusing to replace it")
+    with profile_lock(paths.StudyPaths(profile)):
+        partial = out.with_name(out.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        generator.generate(partial, scale=scale, seed=0)
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(partial, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m simpsons_lib.pipeline", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    for name, text in (("plan", "preflight: validate every run, find the data, write the plan make reads"),
+                       ("run", "execute one run's notebook, write its manifest and HTML reports"),
+                       ("index", "write reports/index.html for a profile's outputs"),
+                       ("locked", "run a command (make) holding the profile's lock"),
+                       ("demo-data", "generate the drawn demo data the profile reads")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("--profile", required=True)
+        if name == "run":
+            cmd.add_argument("--run", required=True)
+        if name == "demo-data":
+            cmd.add_argument("--scale", type=float, default=None, help="instead of the profile's demo_scale")
+            cmd.add_argument("--if-needed", action="store_true", help="only when missing or at another scale")
+        if name == "locked":
+            cmd.add_argument("--plan", action="store_true", help="run the plan first, inside the lock")
+            cmd.add_argument("command", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "plan":
+            keys = plan(args.profile)
+            print(f"plan: {len(keys)} runs of profile {args.profile} checked", flush=True)
+        elif args.cmd == "run":
+            run_notebook(args.profile, args.run)
+        elif args.cmd == "index":
+            print(index_page.build(paths.StudyPaths(args.profile), params.profile_runs(args.profile)))
+        elif args.cmd == "locked":
+            command = args.command[1:] if args.command[:1] == ["--"] else args.command
+            raise SystemExit(locked(args.profile, command, plan_first=args.plan))
+        else:
+            print(f"demo data: {demo_data(args.profile, args.scale, args.if_needed)}")
+    except (ParameterError, DatasetNotFoundError, FileNotFoundError, FileExistsError, PipelineError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except KeyboardInterrupt:
+        raise SystemExit(f"error: {args.cmd} interrupted") from None
+
+
+if __name__ == "__main__":
+    main()

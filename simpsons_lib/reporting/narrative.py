@@ -1,0 +1,118 @@
+"""The study in words, read from the runs and their models: what a model is and trains, what its
+augmentation and batch mixing do, and the evolution across runs. Nothing here shapes a model's weights."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..training.models import TransferModel, count_parameters, is_weights_path
+from ..training.transforms import MILD, STRONG
+
+
+def trainable_modules(model: nn.Module) -> list[str]:
+    """Top-level names of the parameters that train, e.g. ``['net.layer4', 'net.fc']``."""
+    names = []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            parts = name.split(".")
+            prefix = ".".join(parts[:3] if parts[1] == "features" else parts[:2])
+            if prefix not in names:
+                names.append(prefix)
+    return names
+
+
+def summary(model: nn.Module, input_size: int) -> str:
+    """A short printable summary, read from the model: its parameter counts and, for the study's CNNs,
+    one line per part (blocks and channels, classifier widths); for transfer models what trains."""
+    counts = count_parameters(model)
+    head = (f"{type(model).__name__} at {input_size}px: {counts['total']:,} parameters, "
+            f"{counts['trainable']:,} trainable, {counts['frozen']:,} frozen")
+    if isinstance(model, TransferModel):
+        return head + f"\nbackbone {model.backbone_name}; trainable: {', '.join(trainable_modules(model))}\nhead: {head_shape(model)}"
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    extras = [type(m).__name__ for m in model.classifier if isinstance(m, (nn.BatchNorm1d, nn.Dropout))]
+    channels = "→".join(str(c) for c in [convs[0].in_channels, *(c.out_channels for c in convs)])
+    return (head + f"\nfeatures: {len(convs)} blocks Conv{convs[0].kernel_size[0]}x{convs[0].kernel_size[1]} "
+            f"(padding {convs[0].padding[0]}) → BatchNorm → ReLU → MaxPool, channels {channels}"
+            f"\nclassifier: {' → '.join(str(w) for w in [linears[0].in_features, *(m.out_features for m in linears)])}"
+            + (f" (with {', '.join(dict.fromkeys(extras))})" if extras else ""))
+
+
+def describe_weights(weights: str | None) -> str:
+    if weights is None:
+        return "random initial weights (weights: null): no learned features to transfer"
+    if is_weights_path(weights):
+        return f"the state-dict file {weights}"
+    return f"torchvision's {weights} weights (ImageNet)"
+
+
+def head_shape(model: TransferModel) -> str:
+    """The new head's widths, read from its linear layers, e.g. ``2048 -> 512 -> 42``."""
+    linears = [m for m in model.head if isinstance(m, nn.Linear)]
+    return " -> ".join(str(w) for w in [linears[0].in_features, *(m.out_features for m in linears)])
+
+
+def describe_transfer(model: nn.Module, weights: str | None) -> str:
+    """What a transfer model trains, from the model itself (any other model: its summary line)."""
+    if not isinstance(model, TransferModel):
+        return summary(model, 0).splitlines()[0]
+    counts = count_parameters(model)
+    held = (f"random initial weights, not {weights}: {model.weights_fallback_reason} (weights_fallback: random)"
+            if model.weights_fallback_reason else describe_weights(weights))
+    trained = ("the whole network" if counts["frozen"] == 0 and counts["trainable"] else
+               ", ".join(trainable_modules(model)))
+    return (f"{model.backbone_name} with {held}.\n"
+            f"Trained: {trained} ({counts['trainable']:,} parameters); frozen: "
+            f"{counts['frozen']:,} parameters.\nNew head: {head_shape(model)}.")
+
+
+def describe_policies() -> str:
+    """The two policies in words (for notebooks and reports)."""
+    return (f"strong: colour jitter {STRONG['jitter']}, rotation up to {STRONG['degrees']:g}°, horizontal flip "
+            f"(p={STRONG['flip']}), translation up to {STRONG['translate']:.0%}; mild: colour jitter {MILD['jitter']}")
+
+
+def describe_batch_mixing(mixup_alpha: float, cutmix_alpha: float) -> str:
+    """The batch mixing in words."""
+    parts = [f"MixUp (alpha {mixup_alpha:g})" if mixup_alpha > 0 else "",
+             f"CutMix (alpha {cutmix_alpha:g})" if cutmix_alpha > 0 else ""]
+    parts = [x for x in parts if x]
+    if not parts:
+        return "No batch mixing: every training image keeps its own label."
+    how = " or ".join(parts) + (", one of the two per batch at random" if len(parts) == 2 else ", every batch")
+    return (f"Batch mixing: {how}; the loss takes the mixed soft labels, the training accuracy counts each "
+            "image's own label.")
+
+
+def describe_augmentation(p, worst: list[str]) -> str:
+    """What the run's augmentation does, in words."""
+    if not p["augment"]:
+        return "No augmentation: every training image is only resized and normalised."
+    rule = " and ".join(filter(None, [f"the {p['worst_k']} weakest" if p["worst_k"] else "",
+                                      f"those below F1 {p['worst_below']}" if p["worst_below"] is not None else ""]))
+    source = f" ({rule} of run {p['worst_from_run']})" if p["worst_from_run"] else ""
+    return (f"Per-class augmentation ({describe_policies()}).\nStrong policy for {len(worst)} classes{source}: "
+            f"{', '.join(worst) or 'none'}; mild for the others.")
+
+
+def describe_runs(metrics_by_run: dict[str, dict]) -> str:
+    """The evolution in words, as measured: each run's micro- and macro-F1 against the first run's, and
+    which transfer runs had no pretrained weights (so show mechanics, not transfer)."""
+    runs = list(metrics_by_run)
+    if not runs:
+        return "No runs."
+    base = metrics_by_run[runs[0]]
+    lines = []
+    for run in runs:
+        m = metrics_by_run[run]
+        delta = "" if run == runs[0] else f" ({m['micro_f1'] - base['micro_f1']:+.3f} micro-F1 against {runs[0]})"
+        lines.append(f"{m['title']}: micro-F1 {m['micro_f1']:.3f}, macro-F1 {m['macro_f1']:.3f}{delta}")
+        p = m.get("params", {})
+        if p.get("arch") == "transfer" and not m.get("weights_used", p.get("weights")):
+            why = f" ({m['weights_fallback_reason']})" if m.get("weights_fallback_reason") else ""
+            lines.append(f"  {run} ran without pretrained weights{why}: its {p.get('backbone')} features started "
+                         "random, so it shows the mechanics of fine-tuning, not transfer learning.")
+    best = max(runs, key=lambda r: metrics_by_run[r]["micro_f1"])
+    lines.append(f"Best by validation micro-F1: {metrics_by_run[best]['title']}.")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""What the report notebook computes from finished runs: their exported models on the validation split
+(with and without test-time augmentation), ensembles of runs, and the test-set predictions for the
+submission. Every model comes from its run's weights-only export (``models/<run>/model.pt``).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config.files import read_json, write_csv, write_json
+from ..config.paths import StudyPaths
+from ..data.study import StudyData, load_study, load_test_study
+from ..inference.predict import ensemble
+from ..inference.submission import predictions_frame, test_probs
+from ..training.checkpoints import load_model
+from ..training.devices import make_loader
+from ..training.evaluation import compute_metrics, predict, prediction_frame
+from ..training.transforms import eval_transform
+
+ENSEMBLE = "ensemble"
+
+
+def members(run: str, ensemble_runs: Sequence[str]) -> list[str]:
+    """The runs whose models make ``run``'s predictions: the ensemble's, or the run itself."""
+    if run == ENSEMBLE:
+        if not ensemble_runs:
+            raise ValueError("submission_run: 'ensemble' needs the runs of the ensemble (parameter ensemble)")
+        return list(ensemble_runs)
+    return [run]
+
+
+def load_run_model(study: StudyPaths, run: str, device) -> tuple[torch.nn.Module, dict]:
+    """A finished run's exported model (``model.pt``) on ``device``, with its classes and parameters."""
+    path = study.run(run).model_file
+    if not path.is_file():
+        raise FileNotFoundError(f"run {run!r}: no exported model at {path}; run its notebook first")
+    return load_model(path, device)
+
+
+def _run_params(study: StudyPaths, run: str) -> dict:
+    return read_json(study.run(run).metrics_json)["params"]
+
+
+def validation_data(study: StudyPaths, run: str, image_size: int) -> StudyData:
+    """The validation split exactly as ``run`` was validated (its own data parameters and seed)."""
+    return load_study(_run_params(study, run), image_size=image_size)
+
+
+def validation_probs(study: StudyPaths, run: str, device, tta: str = "none",
+                     batch_size: int = 256) -> tuple[np.ndarray, StudyData, list[str]]:
+    """A run's class probabilities on its validation split (with ``tta``), the split, and its classes."""
+    model, info = load_run_model(study, run, device)
+    size = info["params"]["image_size"]
+    data = validation_data(study, run, size)
+    loader = make_loader(data.dataset("val", eval_transform(size)), batch_size, shuffle=False, seed=0,
+                         device=torch.device(device))
+    probs, _, _ = predict(model, loader, device, amp=_run_params(study, run)["amp"], tta=tta)
+    return probs, data, info["classes"]
+
+
+def validation_metrics(study: StudyPaths, runs: Sequence[str], device, tta: str = "none", name: str | None = None,
+                       save: bool = False) -> dict:
+    """Validation metrics of one run, or of the mean probabilities of several (an ensemble), with ``tta``.
+    ``save``: write them as run ``name``'s metrics and predictions (so the report treats it like a run)."""
+    outputs = [validation_probs(study, run, device, tta) for run in runs]
+    data, classes = outputs[0][1], outputs[0][2]
+    for run, (_, other, other_classes) in zip(runs, outputs):
+        if other_classes != classes or list(other.val["path"]) != list(data.val["path"]):
+            raise ValueError(f"ensemble: run {run!r} was validated on other images or classes than {runs[0]!r}")
+    probs = ensemble([o[0] for o in outputs], classes=[o[2] for o in outputs])
+    metrics = compute_metrics(list(data.val["label"]), probs.argmax(1), classes)
+    name = name or (runs[0] if len(runs) == 1 else ENSEMBLE)
+    titles = [read_json(study.run(r).metrics_json)["title"] for r in runs]
+    metrics.update({"run": name, "title": titles[0] if len(runs) == 1 else "Ensemble: " + " + ".join(titles),
+                    "members": list(runs), "tta": tta, "epochs_trained": None, "train_seconds": None})
+    if save:
+        rp = study.run(name)
+        write_csv(rp.predictions_csv, prediction_frame(data.val, probs, classes))
+        write_json(rp.metrics_json, metrics)
+    return metrics
+
+
+def ensemble_metrics(study: StudyPaths, runs: Sequence[str], device, tta: str = "none") -> dict[str, dict]:
+    """``{"ensemble": metrics}`` of the mean of ``runs``' probabilities (saved as run ``ensemble``), or
+    ``{}`` when ``runs`` is empty: ready to join the runs' metrics in the evolution table."""
+    if not runs:
+        return {}
+    return {ENSEMBLE: validation_metrics(study, runs, device, tta, name=ENSEMBLE, save=True)}
+
+
+def tta_table(study: StudyPaths, runs: Sequence[str], tta: str, device) -> pd.DataFrame:
+    """Validation micro- and macro-F1 of ``runs`` (one run or an ensemble) without and with ``tta``."""
+    rows = []
+    for mode in dict.fromkeys(["none", tta]):
+        m = validation_metrics(study, runs, device, mode)
+        rows.append({"run": " + ".join(runs), "tta": mode, "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
+                     "errors": int(round((1 - m["accuracy"]) * m["n_images"]))})
+    return pd.DataFrame(rows)
+
+
+def predict_test_set(study: StudyPaths, p, runs: Sequence[str], device) -> tuple[pd.DataFrame, StudyData, list[str]]:
+    """Test-set predictions of ``runs`` (mean probabilities when several), with the report's ``tta``:
+    a row for every test Id (unreadable images get the fallback), the test data, and the classes."""
+    probs, ids, classes, data = [], None, None, None
+    for run in runs:
+        model, info = load_run_model(study, run, device)
+        size = info["params"]["image_size"]
+        test = load_test_study(p, info["classes"], size)
+        run_probs, run_ids = test_probs(model, test, size, device, p["eval_batch_size"], tta=p["submission_tta"])
+        if ids is not None and (run_ids != ids or info["classes"] != classes):
+            raise ValueError(f"ensemble: run {run!r} predicts other test images or classes than {runs[0]!r}")
+        probs.append(run_probs)
+        ids, classes, data = run_ids, info["classes"], data or test
+    return predictions_frame(ensemble(probs) if len(probs) > 1 else probs[0], ids, data), data, classes

@@ -1,0 +1,111 @@
+"""The study's tables, read from the runs' saved metrics: the evolution, per-class F1 across runs, the
+best run, why the strong classes were chosen, the misclassified images, the optimizer's groups and a
+model's stages. Nothing here shapes a model's weights."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..config.files import read_json
+from ..config.paths import RunPaths, StudyPaths
+from ..training.class_scores import is_validated
+from ..training.models import TransferModel
+
+
+def load_run_metrics(study: StudyPaths, runs: list[str]) -> dict[str, dict]:
+    """Saved metrics of ``runs`` (in order); a missing one fails naming its file."""
+    out = {}
+    for run in runs:
+        path = study.run(run).metrics_json
+        if not path.exists():
+            raise FileNotFoundError(f"runs: no metrics for run {run!r} at {path}; run its notebook first")
+        out[run] = read_json(path)
+    return out
+
+
+def load_predictions(study: StudyPaths, run: str) -> pd.DataFrame:
+    """A run's per-image validation predictions (``evaluate.prediction_frame``)."""
+    return pd.read_csv(study.run(run).predictions_csv)
+
+
+def metrics_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
+    """One row per run: micro-F1, macro-F1, accuracy (the study's evolution table)."""
+    rows = [{"run": run, "title": m.get("title", run), "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
+             "accuracy": m["accuracy"], "epochs": m.get("epochs_trained"), "train_seconds": m.get("train_seconds")}
+            for run, m in metrics_by_run.items()]
+    return pd.DataFrame(rows)
+
+
+def per_class_f1_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
+    """Classes × runs, validation F1; NaN where a run had no validation image of the class (not
+    validated, not an F1 of 0)."""
+    return pd.DataFrame({run: {c: float(v["f1"]) if is_validated(v) else np.nan for c, v in m["per_class"].items()}
+                         for run, m in metrics_by_run.items()}, dtype=float)
+
+
+def best_run(table: pd.DataFrame, metric: str = "micro_f1") -> str:
+    """The run with the highest ``metric`` in a ``metrics_table`` (the first of equals)."""
+    return str(table.loc[table[metric].idxmax(), "run"])
+
+
+def submission_run(name: str, table: pd.DataFrame) -> str:
+    """``name``, or the best run by validation micro-F1 when ``name`` is ``"best"``."""
+    if name == "best":
+        return best_run(table)
+    if name not in set(table["run"]):
+        raise ValueError(f"submission_run: {name!r} is not one of the runs {list(table['run'])} (or 'best')")
+    return name
+
+
+def misclassified(predictions: pd.DataFrame) -> pd.DataFrame:
+    """The wrong predictions, most confident first."""
+    wrong = predictions[~predictions["correct"]]
+    return wrong.sort_values("confidence", ascending=False).reset_index(drop=True)
+
+
+
+def worst_classes_table(p, rp: RunPaths, worst: list[str]) -> pd.DataFrame:
+    """Why the strong classes were chosen: their validation F1 and support in ``worst_from_run``, with that
+    run's median over the classes it validated."""
+    if not p["worst_from_run"]:
+        return pd.DataFrame({"class": worst, "chosen by": "worst_classes"})
+    per_class = read_json(rp.study.run(p["worst_from_run"]).metrics_json)["per_class"]
+    validated = [v["f1"] for v in per_class.values() if is_validated(v)]
+    median = float(pd.Series(validated).median()) if validated else float("nan")
+    rows = [{"class": c, f"F1 in {p['worst_from_run']}": per_class[c]["f1"], "validation images":
+             per_class[c]["support"], "median class F1": round(median, 4)} for c in worst if c in per_class]
+    return pd.DataFrame(rows)
+
+
+def param_groups_table(groups: torch.nn.Module | Iterable[dict]) -> pd.DataFrame:
+    """What ``build_optimizer`` gets, one row per group: its name, trainable parameters and starting LR
+    (the schedule scales every group alike). A model: one row, ``lr`` left empty (the run's ``lr``)."""
+    if isinstance(groups, torch.nn.Module):
+        n = sum(p.numel() for p in groups.parameters() if p.requires_grad)
+        return pd.DataFrame([{"group": "all trainable parameters", "parameters": n, "lr": None}])
+    return pd.DataFrame([{"group": g.get("name", str(i)), "parameters": sum(p.numel() for p in g["params"]),
+                          "lr": g["lr"]} for i, g in enumerate(groups)])
+
+
+def stage_table(model: nn.Module):
+    """One row per top-level stage of the network: parameters, and whether they train or stay frozen."""
+    net = model.net if isinstance(model, TransferModel) else model
+    stages = []
+    for name, child in net.named_children():
+        if isinstance(child, nn.Sequential) and name == "features" and len(child) > 2:
+            stages += [(f"features.{i}", block) for i, block in enumerate(child)]
+        else:
+            stages.append((name, child))
+    rows = []
+    for name, module in stages:
+        n = sum(p.numel() for p in module.parameters())
+        if n == 0:
+            continue
+        trains = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        rows.append({"stage": name, "parameters": n, "trains": "yes" if trains == n else "no" if trains == 0 else "partly"})
+    return pd.DataFrame(rows)

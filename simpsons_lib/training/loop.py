@@ -1,0 +1,269 @@
+"""Training: one ``fit`` for every model, with checkpoints, resume, early stopping and a CSV history.
+
+``fit`` reads as its parts: ``resumed_state`` (pick up a matching ``last.pt``), ``train_epoch`` (one pass),
+``record_epoch`` (the history row, the best score, early stopping) and ``save_epoch`` (the checkpoints).
+Seeding: ``devices.seed_everything`` plus a seeded loader generator make a CPU run repeatable; the RNG
+states are saved in every unfinished ``last.pt`` so a resumed run continues exactly as an uninterrupted
+one would. Checkpoints hold tensors and plain data only and are loaded with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from ..config.console import progress_enabled, report_epoch
+from ..config.files import write_csv
+from .checkpoints import (OPTIMIZER_KEYS, WEIGHTS_KEYS, CheckpointError, load_checkpoint, rng_state, save_checkpoint,
+                          set_rng_state)
+from .devices import autocast, to_device, to_training_device
+from .evaluation import compute_metrics, predict
+from .fingerprint import training_fingerprint
+
+log = logging.getLogger(__name__)
+
+TIMING_COLUMNS = ("seconds", "train_images_per_s")
+
+
+def params_fingerprint(meta: dict) -> str:
+    """What must match for ``last.pt`` to be resumed: the run's training parameters (with the data's
+    fingerprint, when given) and the weight-shaping code (``fingerprint.training_fingerprint``)."""
+    return training_fingerprint(meta)
+
+
+@dataclass
+class FitResult:
+    history: pd.DataFrame
+    best_epoch: int
+    best_score: float
+    best_checkpoint: Path
+    last_checkpoint: Path
+    device: str
+    resumed_from: int | None = None
+    finished: bool = False  # every epoch done (or stopped early): nothing left to resume
+
+    @property
+    def train_seconds(self) -> float:
+        return float(self.history["seconds"].sum())
+
+
+def _better(score: float, best: float | None, monitor: str) -> bool:
+    if best is None:
+        return True
+    return score < best if monitor == "val_loss" else score > best
+
+
+def train_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
+               loss_fn, device: torch.device, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch already on ``device``; returns (loss, logits)."""
+    with autocast(device, amp):
+        logits = model(images)
+        loss = loss_fn(logits.float(), labels)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach(), logits.detach()
+
+
+def train_epoch(model: torch.nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, loss_fn,
+                device: torch.device, amp: bool, batch_transform: Callable | None = None,
+                step_scheduler=None) -> tuple[float, float, int]:
+    """One pass of ``train_step`` over ``batches``; returns (mean loss, accuracy, images seen). A batch
+    of a single image (an epoch's remainder) is skipped: BatchNorm layers cannot train on one sample.
+
+    ``batch_transform(images, labels) -> (images, targets)`` (MixUp/CutMix: ``transforms.batch_mixing``)
+    is applied to each batch on the device; the loss takes its (soft) targets, and the accuracy is
+    always counted against the batch's own hard labels. ``step_scheduler`` is stepped after every batch.
+
+    The sums stay on the device and are read once at the end: reading them every step would make the
+    host wait for each step, and the GPU would idle while the next batch is prepared."""
+    model.train()
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    for images, labels in batches:
+        if len(labels) == 1:
+            continue
+        images, labels = to_device(images, device), labels.to(device, non_blocking=True)
+        images, targets = batch_transform(images, labels) if batch_transform is not None else (images, labels)
+        loss, logits = train_step(model, images, targets, optimizer, loss_fn, device, amp)
+        if step_scheduler is not None:
+            step_scheduler.step()
+        loss_sum += loss * len(labels)
+        correct += (logits.argmax(1) == labels).sum()
+        seen += len(labels)
+    if seen == 0:
+        raise ValueError("no training batch: the training split is empty")
+    return loss_sum.item() / seen, correct.item() / seen, seen
+
+
+@dataclass
+class FitState:
+    """Where a run stands between epochs: its history, best score and epoch, epochs without
+    improvement, and whether it is finished (what ``last.pt`` records)."""
+    history: list[dict] = field(default_factory=list)
+    best_score: float | None = None
+    best_epoch: int = 0
+    stale: int = 0
+    next_epoch: int = 1
+    resumed_from: int | None = None
+    finished: bool = False
+
+
+def resumed_state(last_path: Path, fingerprint: str, model: torch.nn.Module, optimizer, scheduler,
+           train_loader) -> FitState:
+    """The state to continue from: a ``last.pt`` with the same training fingerprint is picked up (the
+    model, optimizer, scheduler and RNG states of an unfinished run; the record of a finished one),
+    anything else starts afresh."""
+    if not last_path.exists():
+        return FitState()
+    state = load_checkpoint(last_path, required=("fingerprint",))
+    if state.get("fingerprint") != fingerprint:
+        log.info("Ignoring %s: it was made with other parameters", last_path)
+        return FitState()
+    finished = bool(state.get("finished"))
+    needed = ("history", "best_score", "best_epoch", "stale", "epoch") + (() if finished else
+                                                                          ("model_state", *OPTIMIZER_KEYS))
+    missing = [k for k in needed if k not in state]
+    if missing:
+        raise CheckpointError(f"{last_path} cannot be resumed (missing {', '.join(missing)}); delete it "
+                              "to retrain the run from scratch")
+    if not finished:  # a finished run's weights are its best checkpoint's (or its export's)
+        model.load_state_dict(state["model_state"])
+        optimizer.load_state_dict(state["optimizer_state"])
+        if scheduler is not None and state.get("scheduler_state"):
+            scheduler.load_state_dict(state["scheduler_state"])
+        set_rng_state(state["rng"], train_loader)
+    if finished:
+        log.info("Reusing the finished run in %s (epoch %d): nothing to train", last_path, state["epoch"])
+    else:
+        log.info("Resuming from %s (epoch %d done)", last_path, state["epoch"])
+    return FitState(history=state["history"], best_score=state["best_score"], best_epoch=state["best_epoch"],
+                    stale=state["stale"], next_epoch=state["epoch"] + 1, resumed_from=state["epoch"] + 1,
+                    finished=finished)
+
+
+def record_epoch(state: FitState, row: dict, monitor: str, patience: int, epochs: int) -> bool:
+    """Add the epoch's row to the history, update the best score and the early-stopping count, and
+    mark the run finished after its last epoch or an early stop; returns whether the epoch is the best."""
+    state.history.append(row)
+    improved = _better(row[monitor], state.best_score, monitor)
+    if improved:
+        state.best_score, state.best_epoch, state.stale = row[monitor], row["epoch"], 0
+    else:
+        state.stale += 1
+    state.finished = row["epoch"] == epochs or (patience > 0 and state.stale >= patience)
+    state.next_epoch = row["epoch"] + 1
+    if patience > 0 and state.stale >= patience:
+        log.info("Early stop: %s did not improve for %d epochs", monitor, patience)
+    return improved
+
+
+def save_epoch(state: FitState, improved: bool, model: torch.nn.Module, optimizer, scheduler, train_loader, *,
+               best_path: Path, last_path: Path, classes: list[str], meta: dict, fingerprint: str) -> None:
+    """``best.pt`` when the epoch is the best; ``last.pt`` always: with the optimizer, scheduler and RNG
+    states while the run goes on, and once finished only the run's record (its weights are best.pt's)."""
+    row = state.history[-1]
+    payload = {"model_state": model.state_dict(), "classes": list(classes), "params": meta,
+               "fingerprint": fingerprint, "epoch": row["epoch"], "metrics": row, "history": state.history,
+               "best_score": state.best_score, "best_epoch": state.best_epoch, "stale": state.stale,
+               "finished": state.finished}
+    if improved:
+        save_checkpoint(best_path, payload)
+    if state.finished:
+        payload.pop("model_state")
+    else:
+        payload.update({"optimizer_state": optimizer.state_dict(),
+                        "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
+                        "rng": rng_state(train_loader)})
+    save_checkpoint(last_path, payload)
+
+
+def validate_epoch(model: torch.nn.Module, val_loader, device: torch.device, amp: bool, classes: list[str]) -> dict:
+    """The epoch's validation figures (without TTA: the best epoch is chosen on plain predictions)."""
+    probs, targets, val_loss = predict(model, val_loader, device, amp, progress=False)
+    m = compute_metrics(targets, probs.argmax(1), classes)
+    return {"val_loss": val_loss, "val_micro_f1": m["micro_f1"], "val_macro_f1": m["macro_f1"],
+            "val_accuracy": m["accuracy"]}
+
+
+def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, epochs: int,
+        optimizer: torch.optim.Optimizer, scheduler=None, device: torch.device | str = "cpu",
+        amp: bool = False, monitor: str = "val_micro_f1", patience: int = 0,
+        checkpoint_dir: str | Path, history_csv: str | Path | None = None, classes: list[str],
+        meta: dict | None = None, resume: bool = True, progress: bool | None = None,
+        after_epoch: Callable[[int], None] | None = None, label_smoothing: float = 0.0,
+        batch_transform: Callable | None = None) -> FitResult:
+    """Train ``model``; keep ``best.pt`` (by ``monitor``) and ``last.pt`` in ``checkpoint_dir``.
+
+    Each checkpoint holds the model state, class names, ``meta`` (the run's parameters), the epoch,
+    its metrics and the history, as tensors and plain data only (loaded with ``weights_only=True``).
+    While the run goes on, ``last.pt`` also holds the optimizer, scheduler and RNG states; with
+    ``resume``, a ``last.pt`` whose ``meta`` matches continues from the epoch after it, exactly as an
+    uninterrupted run (``resumed_state``). Once the run is finished (last epoch or early stop), ``last.pt`` is
+    rewritten without those states, still marked finished, so a re-run with the same parameters returns
+    at once. The model ends with the best weights loaded when ``best.pt`` exists (a finished, evaluated
+    run keeps them in its export instead: ``FitResult.finished`` tells).
+
+    The loss is cross-entropy with ``label_smoothing``; ``batch_transform`` (MixUp/CutMix) mixes each
+    training batch (see ``train_epoch``). A scheduler with ``per_step`` (``WarmupCosine``) is stepped
+    after every batch, any other after every epoch. The history's ``lr`` is the largest group's LR at
+    the start of the epoch.
+
+    After each epoch ``console.report_epoch`` reports it under ``meta``'s ``run_name`` (else the
+    checkpoint folder's name), with an ETA from the mean epoch time so far.
+    """
+    device = torch.device(device)
+    checkpoint_dir = Path(checkpoint_dir)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    best_path, last_path = checkpoint_dir / "best.pt", checkpoint_dir / "last.pt"
+    meta = dict(meta or {})
+    fingerprint = params_fingerprint({**meta, "epochs": epochs, "monitor": monitor, "patience": patience})
+    show = progress_enabled(progress)
+    run_name = str(meta.get("run_name") or checkpoint_dir.name)
+    model = to_training_device(model, device)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    per_step = bool(getattr(scheduler, "per_step", False))
+    state = resumed_state(last_path, fingerprint, model, optimizer, scheduler, train_loader) if resume else FitState()
+
+    for epoch in range(state.next_epoch, epochs + 1):
+        if state.finished:
+            break
+        start = time.perf_counter()
+        batches = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not show, leave=False)
+        lr = max(group["lr"] for group in optimizer.param_groups)
+        train_loss, train_accuracy, seen = train_epoch(model, batches, optimizer, loss_fn, device, amp,
+                                                       batch_transform, scheduler if per_step else None)
+        train_seconds = time.perf_counter() - start
+        if scheduler is not None and not per_step:
+            scheduler.step()
+        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
+               **validate_epoch(model, val_loader, device, amp, classes), "lr": lr,
+               "seconds": time.perf_counter() - start, "train_images_per_s": seen / train_seconds}
+        improved = record_epoch(state, row, monitor, patience, epochs)
+        save_epoch(state, improved, model, optimizer, scheduler, train_loader, best_path=best_path,
+                   last_path=last_path, classes=classes, meta=meta, fingerprint=fingerprint)
+        if history_csv is not None:
+            write_csv(history_csv, pd.DataFrame(state.history))
+        log.debug("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if k != "epoch"})
+        done_seconds = [h["seconds"] for h in state.history]
+        epochs_left = 0 if state.finished else epochs - epoch
+        report_epoch(run_name, epoch, epochs, train_loss, row["val_micro_f1"], row["train_images_per_s"],
+                     sum(done_seconds) / len(done_seconds) * epochs_left)
+        if after_epoch is not None:
+            after_epoch(epoch)
+
+    if history_csv is not None and state.history:
+        write_csv(history_csv, pd.DataFrame(state.history))  # also when a finished run was only reloaded
+    if best_path.exists():
+        model.load_state_dict(load_checkpoint(best_path, map_location=device, required=WEIGHTS_KEYS)["model_state"])
+    return FitResult(pd.DataFrame(state.history), state.best_epoch, state.best_score, best_path, last_path,
+                     str(device), state.resumed_from, state.finished)
