@@ -284,3 +284,18 @@ def test_the_full_profile_never_falls_back_and_bets_on_a_full_fine_tune():
         assert "modern" in params.resolve(profile, "report").runs
     assert params.resolve("demo", "resnet50").weights_fallback == "random"
     assert params.resolve("full", "resnet50").weights_fallback == "error"
+
+
+@pytest.mark.parametrize("arch", ["simple_cnn", "mid_cnn"])
+def test_weight_decay_spares_biases_and_normalisation_weights(arch):
+    model = models.build_model(arch, 5, 96)
+    optimizer = optim.build_optimizer(model, "adamw", 0.01, weight_decay=0.05)
+    decay = {id(q) for g in optimizer.param_groups if g["weight_decay"] == 0.05 for q in g["params"]}
+    spared = {id(q) for g in optimizer.param_groups if g["weight_decay"] == 0.0 for q in g["params"]}
+    norms = [m for m in model.modules() if isinstance(m, (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d))]
+    assert norms and all(id(m.weight) in spared and id(m.bias) in spared for m in norms)
+    convs = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert all(id(m.weight) in decay and id(m.bias) in spared for m in convs)
+    assert decay | spared == {id(q) for q in model.parameters()} and not decay & spared
+    # without weight decay the optimizer is as before: one group over every parameter
+    assert len(optim.build_optimizer(model, "adamw", 0.01).param_groups) == 1

@@ -37,7 +37,9 @@ def copy_repository(target: Path) -> Path:
 
 def make_env(root: Path, **extra) -> dict:
     env = {**os.environ, "SIMPSONS_OUTPUTS_DIR": str(root / "outputs"), "SIMPSONS_DATA_DIR": str(root / "data"), **extra}
-    for name in ("SIMPSONS_PROGRESS", "SIMPSONS_PARAMS_DIR", "SIMPSONS_PIPELINE_LOCK"):
+    # the caller's make flags (`make -s test` exports MAKEFLAGS=s) must not reach the tests' own make
+    for name in ("SIMPSONS_PROGRESS", "SIMPSONS_PARAMS_DIR", "SIMPSONS_PIPELINE_LOCK", "MAKEFLAGS", "MAKELEVEL", "MFLAGS",
+                 "MAKEOVERRIDES"):
         env.pop(name, None)
     return env
 
@@ -71,6 +73,18 @@ def smoke(tmp_path_factory):
 
 def runs_in(dry_run_output: str) -> list[str]:
     return re.findall(r"pipeline run --profile \w+ --run (\w+)", dry_run_output)
+
+
+def run_starts(out: Path) -> dict[str, str]:
+    """When each run's notebook last started, as its manifest states (the pipeline writes it per execution)."""
+    return {run: json.loads((out / "manifests" / f"{run}.json").read_text())["started"] for run in RUNS
+            if (out / "manifests" / f"{run}.json").exists()}
+
+
+def runs_executed(out: Path, before: dict[str, str]) -> list[str]:
+    """The runs whose notebooks executed since ``before`` (``run_starts``), in study order."""
+    now = run_starts(out)
+    return [run for run in RUNS if run in now and now[run] != before.get(run)]
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -345,17 +359,22 @@ def test_a_plots_only_edit_rerenders_without_training_and_a_training_edit_retrai
     checkpoints = {run: (out / "models" / run / "last.pt").stat().st_mtime_ns for run in TRAIN_RUNS}
     histories = {run: (out / "metrics" / f"{run}_history.csv").read_bytes() for run in TRAIN_RUNS}
     keys = {run: json.loads((out / ".plan" / f"{run}.key").read_text()) for run in RUNS}
-    plots, train = repo / "simpsons_lib" / "plots.py", repo / "simpsons_lib" / "train.py"
-    original = {plots: plots.read_text(), train: train.read_text()}
+    lib = repo / "simpsons_lib"
+    plots, narrative, train = lib / "reporting" / "plots.py", lib / "reporting" / "narrative.py", lib / "training" / "loop.py"
+    original = {path: path.read_text() for path in (plots, narrative, train)}
     try:
         plots.write_text(original[plots].replace('"""Figures', '"""The study\'s figures', 1))
+        narrative.write_text(original[narrative].replace("The study in words", "The study told in words", 1))
+        started = run_starts(out)
         result = make("pipeline")
         assert result.returncode == 0, result.stderr[-2000:]
-        assert runs_in(result.stdout) == RUNS  # every notebook re-rendered ...
+        assert runs_executed(out, started) == RUNS  # every notebook re-rendered (as the manifests say) ...
+        for run in TRAIN_RUNS:
+            assert json.loads((out / ".plan" / f"{run}.key").read_text())["training"] == keys[run]["training"]
         for run in TRAIN_RUNS:  # ... and no epoch ran
             assert (out / "models" / run / "last.pt").stat().st_mtime_ns == checkpoints[run]
             assert (out / "metrics" / f"{run}_history.csv").read_bytes() == histories[run]
-            assert "Resuming from" in (out / "notebooks" / f"{run}.ipynb").read_text()
+            assert "Reusing the finished run" in (out / "notebooks" / f"{run}.ipynb").read_text()
         train.write_text(original[train] + "\n# a change to the training code\n")
         assert runs_in(make("-n", "pipeline").stdout) == RUNS
         for run in TRAIN_RUNS:
