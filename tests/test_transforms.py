@@ -58,9 +58,10 @@ def test_strong_augmentation_moves_pixels_mild_only_recolours():
 
 def test_recipe_parameters():
     strong = transforms.strong_augmentation().transforms
-    jitter, rotation, flip, affine = strong
+    jitter, geometry = strong
     assert jitter.brightness == (0.7, 1.3) and jitter.contrast == (0.7, 1.3) and jitter.saturation == (0.7, 1.3)
-    assert rotation.degrees == [-30.0, 30.0] and flip.p == 0.5 and affine.translate == (0.15, 0.15)
+    assert geometry.degrees == 30.0 and geometry.flip == 0.5 and geometry.translate == 0.15
+    assert geometry.padding_mode == "reflection" == transforms.PADDING_MODE
     (mild,) = transforms.mild_augmentation().transforms
     assert mild.brightness == (0.9, 1.1)
 
@@ -138,7 +139,52 @@ def test_batch_geometry_is_exact_for_flips_and_shifts():
     params.update(flip=torch.tensor([False]), shift=torch.tensor([[2 / 8, 0.0]]))
     shifted = transforms._geometry(img.clone(), params)
     torch.testing.assert_close(shifted[..., 2:], img[..., :-2])
-    assert (shifted[..., :2] == 0).all()
+    torch.testing.assert_close(shifted[..., :2], img[..., [1, 0]])  # the uncovered columns mirror the image
     params.update(angle=torch.tensor([90.0]), shift=torch.tensor([[0.0, 0.0]]))
     rotated = transforms._geometry(img.clone(), params)
     assert torch.equal(rotated, torch.rot90(img, 1, (-2, -1))) or torch.equal(rotated, torch.rot90(img, -1, (-2, -1)))
+
+
+def augmented_pairs(tiny_demo, make_strong, n=300, size=64):
+    """The same demo training images through ``make_strong`` and through no geometry (uint8 arrays)."""
+    from torchvision.transforms import v2
+
+    from simpsons_lib.data import layout
+
+    paths = sorted((tiny_demo / "train" / "simpsons_dataset").rglob("*.jpg"))[:n]
+    resize = v2.Resize((size, size), antialias=True)
+    images = [resize(v2.ToImage()(layout.load_rgb(p))) for p in paths]
+    torch.manual_seed(0)
+    return np.stack([make_strong(x).numpy() for x in images]), np.stack([x.numpy() for x in images])
+
+
+def test_strong_geometry_leaves_no_border_cue_where_a_black_fill_does(tiny_demo):
+    """A classifier on corner and edge statistics alone cannot tell geometrically augmented images (the
+    strong classes') from untouched ones with the reflection fill, and tells them apart at once with
+    the black fill the per-image and batch paths used before."""
+    from simpsons_lib.reporting import leakage
+
+    reflected = leakage.augmentation_cue_check(*augmented_pairs(tiny_demo, transforms.StrongGeometry(30, 0.5, 0.15)))
+    black = leakage.augmentation_cue_check(*augmented_pairs(
+        tiny_demo, transforms.StrongGeometry(30, 0.5, 0.15, padding_mode="zeros")))
+    assert black.cue and black.accuracy > 0.9
+    assert not reflected.cue, reflected
+    assert reflected.accuracy < black.accuracy - 0.3
+
+
+def test_the_per_image_and_batch_geometry_are_one_function():
+    """``StrongGeometry`` (per image) resamples with ``BatchAugment``'s ``_geometry``: its draws through
+    the batch function give the same pixels, mirrored fill included."""
+    img = torch.randint(0, 256, (3, 24, 24), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    geometry = transforms.StrongGeometry(30, 0.5, 0.15)
+    for seed in range(5):
+        torch.manual_seed(seed)
+        out = geometry(img)
+        torch.manual_seed(seed)
+        params = {"strong": torch.tensor([True]), "angle": (2 * torch.rand(1) - 1) * 30, "flip": torch.rand(1) < 0.5,
+                  "shift": (2 * torch.rand(1, 2) - 1) * 0.15}
+        batch = transforms._geometry(img.unsqueeze(0).float(), params)[0].round().to(torch.uint8)
+        assert torch.equal(out, batch)
+        assert not torch.equal(out, img)
+    corners = torch.stack([geometry(img)[:, :3, :3] for _ in range(20)])
+    assert (corners.float().mean() > 40)  # mirrored image content in the corners, not black

@@ -83,3 +83,59 @@ def metadata_cue_check(paths: Sequence[str | os.PathLike], labels: Sequence, fol
     baseline = cross_val_score(DummyClassifier(strategy="most_frequent"), features, y, cv=cv,
                                scoring="accuracy").mean()
     return MetadataCueResult(accuracy=float(accuracy), baseline=float(baseline), n=len(y))
+
+
+BORDER_FEATURES = ("corner mean", "corner std", "corner dark share", "edge mean", "edge std", "edge dark share")
+
+
+def border_statistics(images: np.ndarray, border: float = 0.12) -> np.ndarray:
+    """Per image ``(N, 6)``: the mean, standard deviation and share of near-black pixels of its four
+    corner squares and of its four edge strips (``border`` of the side), on uint8 ``(N, 3, H, W)`` or
+    ``(N, H, W, 3)`` arrays. What a constant fill of the uncovered pixels would change."""
+    x = np.asarray(images, dtype=np.float32)
+    if x.shape[-1] == 3 and x.shape[1] != 3:
+        x = x.transpose(0, 3, 1, 2)
+    gray = x.mean(axis=1)  # (N, H, W)
+    n, h, w = gray.shape
+    bh, bw = max(1, round(h * border)), max(1, round(w * border))
+    corners = np.concatenate([gray[:, :bh, :bw], gray[:, :bh, -bw:], gray[:, -bh:, :bw], gray[:, -bh:, -bw:]],
+                             axis=1).reshape(n, -1)
+    edges = np.concatenate([gray[:, :bh, :].reshape(n, -1), gray[:, -bh:, :].reshape(n, -1),
+                            gray[:, :, :bw].reshape(n, -1), gray[:, :, -bw:].reshape(n, -1)], axis=1)
+    stats = [[part.mean(1), part.std(1), (part < 8).mean(1)] for part in (corners, edges)]
+    return np.stack([s for group in stats for s in group], axis=1)
+
+
+@dataclass(frozen=True)
+class AugmentationCueResult:
+    """Cross-validated accuracy of telling strongly from mildly augmented images by their borders alone,
+    against chance (the share of the larger group)."""
+
+    accuracy: float
+    chance: float
+    n: int
+
+    @property
+    def standard_error(self) -> float:
+        return float(np.sqrt(self.chance * (1.0 - self.chance) / self.n))
+
+    @property
+    def cue(self) -> bool:
+        """Whether the borders tell the policies apart by more than three standard errors."""
+        return self.accuracy > self.chance + 3 * self.standard_error
+
+
+def augmentation_cue_check(strong_images: np.ndarray, mild_images: np.ndarray, folds: int = 5,
+                           seed: int = 0) -> AugmentationCueResult:
+    """Can a small random forest on ``border_statistics`` alone tell the strongly augmented images from
+    the mildly augmented ones (the same source images through each policy)? Accuracy in ``folds``
+    stratified folds, beside chance."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    features = np.concatenate([border_statistics(strong_images), border_statistics(mild_images)])
+    y = np.r_[np.ones(len(strong_images), int), np.zeros(len(mild_images), int)]
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    forest = RandomForestClassifier(n_estimators=100, min_samples_leaf=3, random_state=seed, n_jobs=1)
+    accuracy = cross_val_score(forest, features, y, cv=cv, scoring="accuracy").mean()
+    return AugmentationCueResult(accuracy=float(accuracy), chance=float(max(y.mean(), 1 - y.mean())), n=len(y))

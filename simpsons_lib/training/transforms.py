@@ -1,10 +1,14 @@
 """Image transforms (torchvision transforms v2): evaluation, and the recipe's per-class augmentation.
 
 Evaluation: resize to the input size, then ImageNet normalisation. Training: the recipe's strong
-augmentation (``STRONG``: ColorJitter 0.3/0.3/0.3, RandomRotation 30, RandomHorizontalFlip,
-RandomAffine translate 0.15) for the "worst" classes and mild ColorJitter 0.1 (``MILD``) for the others,
-chosen per sample by its label; then the evaluation steps. ``PerClassTransform`` (per image, CPU) and
-``BatchAugment`` (per batch, on the GPU) both read these two constants.
+augmentation (``STRONG``: ColorJitter 0.3/0.3/0.3, rotation up to 30°, horizontal flip, translation up
+to 0.15) for the "worst" classes and mild ColorJitter 0.1 (``MILD``) for the others, chosen per sample by
+its label; then the evaluation steps. ``PerClassTransform`` (per image, CPU) and ``BatchAugment`` (per
+batch, on the GPU) both read these two constants and resample with one function (``_geometry``).
+
+Nothing may mark the classes that get the strong policy: the geometry fills the pixels it uncovers
+with mirrored image content (``PADDING_MODE``), not black, so no border tells a strong class apart
+(``reporting.leakage.augmentation_cue_check``; tested).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 # The recipe's two policies, in one place.
 STRONG = {"jitter": 0.3, "degrees": 30.0, "flip": 0.5, "translate": 0.15}
 MILD = {"jitter": 0.1}
+# How the geometry fills the pixels it uncovers: mirrored image content, never a constant colour.
+PADDING_MODE = "reflection"
 
 
 def eval_transform(size: int) -> v2.Compose:
@@ -34,13 +40,35 @@ def eval_transform(size: int) -> v2.Compose:
     ])
 
 
-def strong_augmentation() -> v2.Compose:
-    jitter, shift = STRONG["jitter"], STRONG["translate"]
+class StrongGeometry:
+    """The strong policy's geometry for one uint8 image ``(3, H, W)``: a rotation up to ``degrees``, a
+    horizontal flip with probability ``flip`` and a translation up to ``translate`` of each side, in one
+    nearest-neighbour resampling (``_geometry``, the same function ``BatchAugment`` applies to a batch).
+    Uncovered pixels take mirrored image content (``padding_mode="reflection"``): a constant fill
+    would mark exactly the strongly augmented classes, a cue a model learns instead of the characters.
+    Draws come from torch's global generator, like torchvision's own random transforms."""
+
+    def __init__(self, degrees: float, flip: float, translate: float, padding_mode: str = PADDING_MODE):
+        self.degrees, self.flip, self.translate, self.padding_mode = float(degrees), float(flip), float(translate), padding_mode
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        params = {"strong": torch.tensor([True]),
+                  "angle": (2 * torch.rand(1) - 1) * self.degrees,
+                  "flip": torch.rand(1) < self.flip,
+                  "shift": ((2 * torch.rand(1, 2) - 1) * self.translate)}
+        x = torch.as_tensor(image).unsqueeze(0).float()
+        return _geometry(x, params, self.padding_mode)[0].round_().to(torch.uint8)
+
+    def __repr__(self) -> str:
+        return (f"StrongGeometry(degrees={self.degrees:g}, flip={self.flip:g}, translate={self.translate:g}, "
+                f"padding_mode={self.padding_mode!r})")
+
+
+def strong_augmentation(padding_mode: str = PADDING_MODE) -> v2.Compose:
+    jitter = STRONG["jitter"]
     return v2.Compose([
         v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter),
-        v2.RandomRotation(STRONG["degrees"]),
-        v2.RandomHorizontalFlip(STRONG["flip"]),
-        v2.RandomAffine(degrees=0, translate=(shift, shift)),
+        StrongGeometry(STRONG["degrees"], STRONG["flip"], STRONG["translate"], padding_mode),
     ])
 
 
@@ -57,11 +85,12 @@ class PerClassTransform:
 
     wants_label = True
 
-    def __init__(self, size: int, strong_labels: Iterable[int] = (), augment: bool = True):
+    def __init__(self, size: int, strong_labels: Iterable[int] = (), augment: bool = True,
+                 padding_mode: str = PADDING_MODE):
         self.size = size
         self.augment = augment
         self.strong_labels = frozenset(int(x) for x in strong_labels)
-        self.strong = strong_augmentation()
+        self.strong = strong_augmentation(padding_mode)
         self.mild = mild_augmentation()
         self.to_image = v2.ToImage()
         self.final = eval_transform(size)
@@ -102,7 +131,7 @@ class BatchAugment:
     on the batch's device (the GPU on the fast path) with per-sample randomness.
 
     Strong samples (``STRONG``): colour jitter in a random order per sample, then a rotation, a
-    horizontal flip and a translation (one nearest-neighbour resampling, black fill, as the per-image
+    horizontal flip and a translation (one nearest-neighbour resampling, reflection fill, as the per-image
     v2 transforms do); mild samples (``MILD``): colour jitter. Then ImageNet normalisation. With ``augment=False`` only the
     normalisation. Random draws come from a seeded CPU generator, so results do not depend on the device.
     """
@@ -172,9 +201,9 @@ def _gray(x: torch.Tensor) -> torch.Tensor:
     return x[:, 0:1].mul(r).add_(x[:, 1:2], alpha=g).add_(x[:, 2:3], alpha=b)
 
 
-def _geometry(x: torch.Tensor, params: dict) -> torch.Tensor:
+def _geometry(x: torch.Tensor, params: dict, padding_mode: str = PADDING_MODE) -> torch.Tensor:
     """Rotate, flip, translate the strong samples of ``x`` in place with one nearest-neighbour
-    ``grid_sample``; returns ``x``."""
+    ``grid_sample`` (uncovered pixels filled by ``padding_mode``: reflection); returns ``x``."""
     idx = params["strong"].nonzero().flatten()
     if len(idx) == 0:
         return x
@@ -192,7 +221,7 @@ def _geometry(x: torch.Tensor, params: dict) -> torch.Tensor:
     matrix = to_device_async(torch.cat([a_norm, t_norm.unsqueeze(-1)], -1).float(), x.device)
     grid = torch.nn.functional.affine_grid(matrix, [n, 3, h, w], align_corners=False)
     idx = to_device_async(idx, x.device)
-    x[idx] = torch.nn.functional.grid_sample(x[idx], grid, mode="nearest", padding_mode="zeros",
+    x[idx] = torch.nn.functional.grid_sample(x[idx], grid, mode="nearest", padding_mode=padding_mode,
                                              align_corners=False)
     return x
 
