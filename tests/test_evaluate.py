@@ -127,3 +127,34 @@ def test_expected_ids_come_from_the_sample_submission_or_the_test_files(tiny_dem
     assert submission.expected_ids(s) == [f"img{i}.jpg" for i in range(42)]
     s.layout = type(s.layout)(s.layout.root, s.layout.train_dir, s.layout.test_dir, None)
     assert sorted(submission.expected_ids(s)) == sorted(s.test["Id"])
+
+
+def test_the_evolution_table_shows_the_last_epoch_and_test_scores_or_why_there_are_none():
+    from simpsons_lib.reporting import tables
+
+    base = {"title": "A", "micro_f1": 0.9, "macro_f1": 0.8, "accuracy": 0.9, "last_epoch_val_micro_f1": 0.85,
+            "last_epoch_val_macro_f1": 0.7, "epochs_trained": 3, "train_seconds": 1.0}
+    metrics = {"a": base, "b": {**base, "title": "B"}}
+    scored = tables.metrics_table(metrics, {"a": {"test_micro_f1": 0.8, "test_macro_f1": 0.6},
+                                            "b": {"test_micro_f1": 0.7, "test_macro_f1": 0.5}})
+    assert list(scored["test_micro_f1"]) == [0.8, 0.7] and list(scored["last_epoch_micro_f1"]) == [0.85, 0.85]
+    unlabelled = tables.metrics_table(metrics, {})
+    assert set(unlabelled["test_micro_f1"]) == {tables.NO_TEST_LABELS}
+    assert "test_micro_f1" not in tables.metrics_table(metrics)
+
+
+def test_the_strong_class_cue_is_said_in_words_when_it_remains():
+    import pandas as pd
+
+    from simpsons_lib.reporting import narrative
+
+    row = {"run": "mid_cnn", "strong classes": 12, "taken from": "simple_cnn", "validation images of them": 12,
+           "predicted as them": 0, "right": 0, "true share": 0.045, "predicted share": 0.0,
+           "predicted share, tilted images": 0.6, "their F1 before": 0.2, "their F1 after": 0.0,
+           "classes it predicts": 30, "classes": 42}
+    text = narrative.describe_strong_cue(pd.DataFrame([row]))
+    assert text.startswith("mid_cnn") and "A cue remains" in text and "60%" in text
+    fine = {**row, "predicted as them": 10, "right": 7, "predicted share": 0.04, "predicted share, tilted images": 0.05}
+    assert "No cue" in narrative.describe_strong_cue(pd.DataFrame([fine]))
+    collapsed = {**row, "classes it predicts": 1}
+    assert "Inconclusive" in narrative.describe_strong_cue(pd.DataFrame([collapsed]))

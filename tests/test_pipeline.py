@@ -132,6 +132,13 @@ def test_every_output_exists_and_is_valid(smoke):
     reports = index[index.index("<h2>Reports</h2>"):]
     assert [reports.index(f'href="{r}_reader.html"') for r in RUNS] == sorted(reports.index(f'href="{r}_reader.html"') for r in RUNS)
     assert "val micro-F1" in index and "drawn demo data" in index and "Scored against" in index
+    evolution = pd.read_csv(out / "metrics" / "evolution.csv")
+    assert list(evolution["run"]) == [*TRAIN_RUNS, "ensemble"] or list(evolution["run"]) == TRAIN_RUNS
+    assert evolution["test_micro_f1"].between(0, 1).all()  # every run scored on the test answers
+    assert evolution.loc[evolution["run"].isin(TRAIN_RUNS), "last_epoch_micro_f1"].between(0, 1).all()
+    assert "test micro-F1 (on the test answers)" in index
+    report_page = (out / "reports" / "report_reader.html").read_text()
+    assert "Does the per-class augmentation plant a cue?" in report_page and "predicted share, tilted images" in report_page
     assert "without pretrained weights" in index
     modern = json.loads((out / "metrics" / "modern.json").read_text())  # real weights, or says it has none
     assert modern["weights_used"] == "IMAGENET1K_V1" or (

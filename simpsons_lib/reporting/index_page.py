@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,6 +41,23 @@ def _is_stale(study: paths.StudyPaths, manifest: dict) -> bool:
     return key.is_file() and manifest.get("keys") is not None and read_json(key) != manifest["keys"]
 
 
+def _test_scores(study: paths.StudyPaths) -> dict[str, str]:
+    """Each run's test micro-F1 from the report's evolution table (scored on the test answers), or the
+    table's word for why there is none; empty before the report ran."""
+    if not study.evolution_csv.is_file():
+        return {}
+    with open(study.evolution_csv, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    out = {}
+    for row in rows:
+        value = row.get("test_micro_f1")
+        try:
+            out[row["run"]] = f"{float(value):.4f}"
+        except (TypeError, ValueError):
+            out[row["run"]] = value or "–"
+    return out
+
+
 def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     """Write the index page of ``study`` (runs in ``order``, then any others by start time)."""
     import jinja2
@@ -48,7 +66,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     order = [r for r in (order or []) if r in found]
     order += sorted((r for r in found if r not in order), key=lambda r: found[r]["started"])
     manifests = [found[r] for r in order]
-    rows, thumbs, weights_used = [], [], {}
+    rows, thumbs, weights_used, tested = [], [], {}, _test_scores(study)
     for m in manifests:
         rp = study.run(m["run"])
         if m["kind"] != "train" or not rp.metrics_json.is_file():
@@ -57,7 +75,8 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
         weights_used[m["run"]] = {k: met[k] for k in ("weights_used", "weights_fallback_reason") if k in met}
         rows.append({"run": m["run"], "title": met["title"], "micro": f"{met['micro_f1']:.4f}",
                      "macro": f"{met['macro_f1']:.4f}", "accuracy": f"{met['accuracy']:.4f}",
-                     "epochs": met["epochs_trained"], "seconds": met["train_seconds"], "device": met["device"]})
+                     "test": tested.get(m["run"], "–"), "epochs": met["epochs_trained"], "seconds": met["train_seconds"],
+                     "device": met["device"]})
         figure = rp.figure("confusion_matrix")
         if figure.is_file():
             thumbs.append({"run": m["run"], "src": f"../figures/{figure.name}", "report": rp.reader_html.name,
@@ -66,7 +85,8 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     if ensemble.is_file():
         met = read_json(ensemble)
         rows.append({"run": "ensemble", "title": met["title"], "micro": f"{met['micro_f1']:.4f}",
-                     "macro": f"{met['macro_f1']:.4f}", "accuracy": f"{met['accuracy']:.4f}", "epochs": "–",
+                     "macro": f"{met['macro_f1']:.4f}", "accuracy": f"{met['accuracy']:.4f}",
+                     "test": tested.get("ensemble", "–"), "epochs": "–",
                      "seconds": "–", "device": "mean of the runs' probabilities"})
     links = [{"run": m["run"], "seconds": m["seconds"], "device": m.get("device_name") or m.get("device"),
               "stale": _is_stale(study, m)} for m in manifests]
@@ -76,6 +96,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     page = env.get_template("index.html.j2").render(
         profile=study.profile, notes=_notes(manifests, weights_used), rows=rows, thumbs=thumbs, links=links, chart=chart,
-        headers=["run", "title", "val micro-F1", "val macro-F1", "accuracy", "epochs", "train s", "device"],
+        headers=["run", "title", "val micro-F1", "val macro-F1", "accuracy", "test micro-F1 (on the test answers)",
+                 "epochs", "train s", "device"],
         submission=submission, files=files, generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return write_text(study.index_html, page)

@@ -116,3 +116,36 @@ def describe_runs(metrics_by_run: dict[str, dict]) -> str:
     best = max(runs, key=lambda r: metrics_by_run[r]["micro_f1"])
     lines.append(f"Best by validation micro-F1: {metrics_by_run[best]['title']}.")
     return "\n".join(lines)
+
+
+def describe_strong_cue(table) -> str:
+    """What the strong-class cue table (``report.strong_class_cue``) says, in words: for each augmented
+    run, whether its strongly augmented classes are predicted about as often as they occur, and
+    whether tilting the validation images draws predictions to them (a "tilt means rare class" cue)."""
+    if table is None or len(table) == 0:
+        return "No run gave any class the strong policy: nothing to check."
+    lines = []
+    for row in table.to_dict("records"):
+        occur, predicted, share, tilted = (row["validation images of them"], row["predicted as them"],
+                                           row["true share"], row["predicted share, tilted images"])
+        cue = []
+        if occur and predicted < 0.5 * occur:
+            cue.append(f"it predicts them {predicted} times for {occur} images of them")
+        if share and tilted > 2 * share:
+            cue.append(f"tilted validation images are predicted as them {tilted:.0%} of the time, against a "
+                       f"true share of {share:.0%}")
+        before, after = row["their F1 before"], row["their F1 after"]
+        f1 = (f"; their mean F1 {before:.3f} in {row['taken from']}, {after:.3f} here" if before is not None
+              and after is not None else "")
+        spread = row.get("classes it predicts", row.get("classes", 0))
+        if row.get("classes") and spread < row["classes"] / 2:
+            verdict = (f"Inconclusive: the run predicts only {spread} of {row['classes']} classes at all, so its "
+                       f"never predicting the strong classes ({predicted} times for {occur} images) says nothing "
+                       "about a cue.")
+        else:
+            verdict = None
+        verdict = verdict or ("A cue remains: " + " and ".join(cue) + "." if cue else
+                   f"No cue: predicted {predicted} times for {occur} images, and tilting the images moves the "
+                   f"predicted share to {tilted:.0%} (true share {share:.0%}).")
+        lines.append(f"{row['run']} ({row['strong classes']} strong classes{f1}): {verdict}")
+    return "\n".join(lines)

@@ -5,11 +5,14 @@ submission. Every model comes from its run's weights-only export (``models/<run>
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.metrics import f1_score
+from torchvision.transforms import v2
 
 from ..config.files import read_json, write_csv, write_json
 from ..config.paths import StudyPaths
@@ -18,8 +21,9 @@ from ..inference.predict import ensemble
 from ..inference.submission import predictions_frame, test_probs
 from ..training.checkpoints import load_model
 from ..training.devices import make_loader
+from ..training.class_scores import is_validated
 from ..training.evaluation import compute_metrics, predict, prediction_frame
-from ..training.transforms import eval_transform
+from ..training.transforms import STRONG, StrongGeometry, eval_transform
 
 ENSEMBLE = "ensemble"
 
@@ -116,3 +120,89 @@ def predict_test_set(study: StudyPaths, p, runs: Sequence[str], device) -> tuple
         probs.append(run_probs)
         ids, classes, data = run_ids, info["classes"], data or test
     return predictions_frame(ensemble(probs) if len(probs) > 1 else probs[0], ids, data), data, classes
+
+
+# --- every run scored on the held-out test answers ------------------------------------------------
+
+def score_frame(predictions: pd.DataFrame, answers: pd.DataFrame) -> dict:
+    """Micro- and macro-F1 of test ``predictions`` (``Id``, ``Expected``) against ``answers``."""
+    truth = answers.set_index("Id")["Expected"].astype(str)
+    pred = predictions.set_index("Id")["Expected"].astype(str).reindex(truth.index)
+    if pred.isna().any():
+        raise ValueError(f"{int(pred.isna().sum())} answer Id(s) have no prediction")
+    return {"test_micro_f1": float(f1_score(truth, pred, average="micro")),
+            "test_macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
+            "test_images": int(len(truth))}
+
+
+def test_scores(study: StudyPaths, p, runs: Sequence[str], ensemble_runs: Sequence[str], device,
+                answers: str | Path | None) -> dict[str, dict]:
+    """Each run's (and the ensemble's) micro- and macro-F1 on the test images against the profile's
+    true test labels (``answers``), predicted with the report's ``submission_tta``; ``{}`` when there
+    are no test labels (the Kaggle data: only Kaggle scores the test set)."""
+    if answers is None:
+        return {}
+    truth = pd.read_csv(answers, dtype=str)
+    names = list(runs) + ([ENSEMBLE] if ensemble_runs else [])
+    return {name: score_frame(predict_test_set(study, p, members(name, ensemble_runs), device)[0], truth)
+            for name in names}
+
+
+# --- does the per-class augmentation plant a cue? -------------------------------------------------
+
+def tilted_validation_probs(study: StudyPaths, run: str, device, seed: int = 0,
+                            batch_size: int = 256) -> tuple[np.ndarray, StudyData]:
+    """``run``'s probabilities on its validation images given the strong policy's geometry (rotation,
+    flip, translation; no colour jitter), seeded: a model that learned "tilted means a strongly
+    augmented class" predicts those classes here far more often than they occur."""
+    model, info = load_run_model(study, run, device)
+    size = info["params"]["image_size"]
+    data = validation_data(study, run, size)
+    final = eval_transform(size)
+    tilt = StrongGeometry(STRONG["degrees"], STRONG["flip"], STRONG["translate"])
+    resize = v2.Compose([v2.ToImage(), v2.Resize((size, size), antialias=True)])
+    torch.manual_seed(seed)
+    loader = make_loader(data.dataset("val", v2.Compose([resize, tilt, final])), batch_size, shuffle=False, seed=seed,
+                         device=torch.device(device))
+    probs, _, _ = predict(model, loader, device, amp=_run_params(study, run)["amp"])
+    return probs, data
+
+
+def strong_class_cue(study: StudyPaths, metrics_by_run: dict[str, dict], device) -> pd.DataFrame:
+    """For every run that gave some classes the strong policy: those classes' validation images, how
+    often the run predicts them (on the plain validation images, and on the same images given the
+    strong geometry), how many of those are right, and their mean F1 in the run they were chosen from
+    and in this run. Without a cue, the predicted share follows the true share in both columns."""
+    rows = []
+    for run, m in metrics_by_run.items():
+        strong = list(m.get("worst_classes_augmented") or [])
+        if not strong or not (m.get("params") or {}).get("augment"):
+            continue
+        predictions = pd.read_csv(study.run(run).predictions_csv)
+        is_strong_true, is_strong_pred = predictions["true"].isin(strong), predictions["predicted"].isin(strong)
+        probs, data = tilted_validation_probs(study, run, device)
+        tilted = np.isin(np.asarray(m["classes"], dtype=object)[probs.argmax(1)], strong)
+        source = (m.get("params") or {}).get("worst_from_run")
+        before = metrics_by_run.get(source) or (_read_metrics(study, source) if source else None)
+        rows.append({
+            "run": run, "strong classes": len(strong), "taken from": source or "worst_classes",
+            "validation images of them": int(is_strong_true.sum()), "predicted as them": int(is_strong_pred.sum()),
+            "right": int((is_strong_true & (predictions["true"] == predictions["predicted"])).sum()),
+            "true share": round(float(is_strong_true.mean()), 4),
+            "predicted share": round(float(is_strong_pred.mean()), 4),
+            "predicted share, tilted images": round(float(tilted.mean()), 4),
+            "classes it predicts": int(predictions["predicted"].nunique()), "classes": len(m["classes"]),
+            "their F1 before": _mean_f1(before, strong) if before else None,
+            "their F1 after": _mean_f1(m, strong)})
+    return pd.DataFrame(rows)
+
+
+def _read_metrics(study: StudyPaths, run: str) -> dict | None:
+    path = study.run(run).metrics_json
+    return read_json(path) if path.is_file() else None
+
+
+def _mean_f1(metrics: dict, classes: Sequence[str]) -> float | None:
+    scores = [metrics["per_class"][c]["f1"] for c in classes if c in metrics["per_class"]
+              and is_validated(metrics["per_class"][c])]
+    return round(float(np.mean(scores)), 4) if scores else None

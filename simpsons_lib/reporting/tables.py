@@ -33,12 +33,25 @@ def load_predictions(study: StudyPaths, run: str) -> pd.DataFrame:
     return pd.read_csv(study.run(run).predictions_csv)
 
 
-def metrics_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
-    """One row per run: micro-F1, macro-F1, accuracy (the study's evolution table)."""
+NO_TEST_LABELS = "no test labels (only Kaggle scores the test set)"
+
+
+def metrics_table(metrics_by_run: dict[str, dict], test_scores: dict[str, dict] | None = None) -> pd.DataFrame:
+    """One row per run: validation micro-F1, macro-F1, accuracy at the best epoch, the last epoch's
+    validation micro- and macro-F1 beside them (the best epoch is chosen on the same split, so the gap
+    is the selection effect), and, with ``test_scores`` (``report.test_scores``), the micro- and
+    macro-F1 on the held-out test answers; ``test_scores={}`` (no test labels) says so in the column."""
     rows = [{"run": run, "title": m.get("title", run), "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
-             "accuracy": m["accuracy"], "epochs": m.get("epochs_trained"), "train_seconds": m.get("train_seconds")}
+             "accuracy": m["accuracy"], "last_epoch_micro_f1": m.get("last_epoch_val_micro_f1"),
+             "last_epoch_macro_f1": m.get("last_epoch_val_macro_f1"), "epochs": m.get("epochs_trained"),
+             "train_seconds": m.get("train_seconds")}
             for run, m in metrics_by_run.items()]
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if test_scores is not None:
+        for key in ("test_micro_f1", "test_macro_f1"):
+            table[key] = [test_scores[r][key] if r in test_scores else NO_TEST_LABELS if not test_scores else None
+                          for r in table["run"]]
+    return table
 
 
 def per_class_f1_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:

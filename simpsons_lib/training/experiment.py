@@ -113,6 +113,7 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
     metrics.update({
         "run": p["run_name"], "title": p["title"], "arch": p["arch"], "val_loss": val_loss,
         "best_epoch": result.best_epoch, "epochs_trained": int(len(result.history)),
+        "last_epoch_val_micro_f1": _last(result, "val_micro_f1"), "last_epoch_val_macro_f1": _last(result, "val_macro_f1"),
         "train_seconds": round(result.train_seconds, 2), "device": result.device,
         "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
         "parameters": count_parameters(model), "worst_classes_augmented": worst,
@@ -127,3 +128,11 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
     if result.finished:
         result.best_checkpoint.unlink(missing_ok=True)
     return metrics, predictions
+
+
+def _last(result: loop.FitResult, column: str) -> float | None:
+    """The last epoch's validation score (beside the best epoch's: the selection effect, visible)."""
+    if result.history.empty or column not in result.history:
+        return None
+    value = result.history[column].iloc[-1]
+    return None if pd.isna(value) else float(value)
