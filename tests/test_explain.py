@@ -119,3 +119,30 @@ def test_gradcam_figure_is_written(drawn, tmp_path, arch, size, kw):
         assert np.asarray(img.convert("RGB")).std() > 20  # images and heatmaps, not a blank page
     with pytest.raises(KeyError, match="krusty"):
         explain.gradcam_figure(model, predictions.assign(predicted="krusty"), CLASSES, size)
+
+
+@pytest.mark.parametrize("arch,size,kw", [("simple_cnn", 96, {}), ("simple_cnn", 224, {}), ("mid_cnn", 96, {}),
+                                          ("transfer", 96, {"backbone": "resnet18"}),
+                                          ("transfer", 224, {"backbone": "resnet18"}),
+                                          ("transfer", 96, {"backbone": "mobilenet_v2"})])
+def test_the_map_is_read_where_it_is_at_least_seven_pixels_a_side(arch, size, kw):
+    model = seeded(arch, size, **kw)
+    layers = explain.candidate_layers(model)
+    sides = explain.layer_sides(model, layers, size)
+    chosen = explain.target_layer(model, size)
+    k = layers.index(chosen)
+    assert sides[k] >= explain.MIN_CAM_SIDE and all(s < explain.MIN_CAM_SIDE for s in sides[k + 1:])
+    if arch == "simple_cnn" and size == 96:
+        assert sides[-1] == 2 and sides[k] == 8  # the last stage's 2x2 map is not used
+    if size == 224 and arch != "transfer":
+        assert chosen is explain.target_layer(model)  # at full size the last stage is fine
+
+
+def test_box_mass_counts_the_share_of_a_map_inside_a_box():
+    heat = np.zeros((2, 10, 10))
+    heat[0, :5, :5] = 1.0  # all of the first map in the top-left quarter
+    heat[1] = 1.0  # the second spread evenly
+    inside, share = explain.box_mass(heat, [(0, 0, 50, 50, 100, 100), (0, 0, 50, 50, 100, 100)])
+    np.testing.assert_allclose(inside, [1.0, 0.25]) and np.testing.assert_allclose(share, [0.25, 0.25])
+    inside, _ = explain.box_mass(np.zeros((1, 10, 10)), [(0, 0, 5, 5, 10, 10)])
+    assert np.isnan(inside[0])

@@ -140,3 +140,20 @@ def test_an_epoch_ending_in_a_batch_of_one_image_trains():
     loss, accuracy, seen = train.train_epoch(model, batches, optimizer, torch.nn.CrossEntropyLoss(),
                                              torch.device("cpu"), False)
     assert seen == 8 and loss > 0 and 0 <= accuracy <= 1
+
+
+@pytest.mark.slow
+def test_a_trained_demo_models_grad_cam_favours_the_character(train_params, tiny_demo):
+    """On the drawn demo data the generator knows where it drew each character: a trained model's maps
+    put more of their mass inside the character's box than an even spread over the image would."""
+    from simpsons_lib.reporting import gradcam
+
+    p = train_params(run_name="cam", epochs=6, batch_size=32, image_size=96, augment=False)
+    s, rp, model, result = run(p)
+    metrics, predictions = experiment.evaluate_model(model, s, p, rp, result, [])
+    boxes = gradcam.load_boxes(tiny_demo)
+    assert len(boxes) == len(list((tiny_demo / "train").rglob("*.jpg"))) + len(list((tiny_demo / "testset").rglob("*.jpg")))
+    check = gradcam.box_check(model, predictions, s.classes, 96, boxes)
+    assert check["maps with evidence"] >= 10, check
+    assert check["mass inside the box"] > check["box share of the image"] + 0.05, check
+    assert check["maps favouring the character"] > check["maps with evidence"] / 2, check

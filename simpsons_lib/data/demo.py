@@ -228,9 +228,10 @@ def _background(size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
 
 
 def _place(canvas: Image.Image, layer: Image.Image, height: float, rng: np.random.Generator,
-           max_angle: float = 10.0, inside: float = 0.85) -> None:
+           max_angle: float = 10.0, inside: float = 0.85) -> tuple[int, int, int, int] | None:
     """Paste ``layer`` scaled to ``height``, maybe mirrored, rotated, with at least ``inside`` of its
-    width in the frame (and its head: only the feet may leave the bottom edge)."""
+    width in the frame (and its head: only the feet may leave the bottom edge). Returns the box of its
+    drawn pixels inside the canvas ``(x0, y0, x1, y1)`` (None if none is inside)."""
     scale = height / layer.height
     layer = layer.resize((max(4, int(layer.width * scale)), max(4, int(layer.height * scale))),
                          Image.Resampling.BILINEAR)
@@ -241,16 +242,25 @@ def _place(canvas: Image.Image, layer: Image.Image, height: float, rng: np.rando
     x = int(rng.integers(-out_w, max(-out_w + 1, canvas.width - layer.width + out_w)))
     y = int(rng.integers(-layer.height // 12, max(1, canvas.height - layer.height * 4 // 5)))
     canvas.paste(layer, (x, y), layer)
+    drawn = layer.getchannel("A").getbbox()
+    if drawn is None:
+        return None
+    box = (max(0, x + drawn[0]), max(0, y + drawn[1]), min(canvas.width, x + drawn[2]), min(canvas.height, y + drawn[3]))
+    return box if box[0] < box[2] and box[1] < box[3] else None
 
 
-def render_image(look: Look, rng: np.random.Generator, distractor: Look | None = None) -> Image.Image:
+def render_image(look: Look, rng: np.random.Generator, distractor: Look | None = None,
+                 boxes: list | None = None) -> Image.Image:
     """One frame: muted scenery, maybe a smaller second character behind, the character, maybe a small
-    occluder, blur and noise. Nothing but the character's look depends on its class."""
+    occluder, blur and noise. Nothing but the character's look depends on its class. ``boxes``, when
+    given, receives the character's box ``(x0, y0, x1, y1)`` in the frame (no random draw depends on it)."""
     size = (int(rng.integers(200, 361)), int(rng.integers(180, 301)))
     img = _background(size, rng)
     if distractor is not None:
         _place(img, draw_character(distractor, rng), size[1] * rng.uniform(0.3, 0.4), rng)
-    _place(img, draw_character(look, rng), size[1] * rng.uniform(0.75, 1.05), rng)
+    box = _place(img, draw_character(look, rng), size[1] * rng.uniform(0.75, 1.05), rng)
+    if boxes is not None:
+        boxes.append(box)
     if rng.random() < 0.15:  # occluder: a small muted block, rarely hiding more than a trait
         d = ImageDraw.Draw(img)
         x0, y0 = int(rng.integers(0, size[0])), int(rng.integers(0, size[1]))
@@ -269,12 +279,17 @@ def scaled_counts(scale: float) -> dict[str, int]:
     return {c: max(MIN_PER_CLASS, round(n * scale)) for c, n in KAGGLE_CLASS_COUNTS.items()}
 
 
-def _render_job(job: tuple) -> None:
+BOXES_FILE = "character_boxes.csv"  # beside the data, outside the images: where each character was drawn
+
+
+def _render_job(job: tuple) -> tuple | None:
     out_path, seed, name, idx, distractor_name, looks = job
     rng = np.random.default_rng([seed, _stable(name), idx])
     distractor = looks[distractor_name] if distractor_name else None
-    img = render_image(looks[name], rng, distractor)
+    boxes: list = []
+    img = render_image(looks[name], rng, distractor, boxes)
     img.save(out_path, "JPEG", quality=int(rng.integers(60, 96)))
+    return (*boxes[0], img.width, img.height) if boxes and boxes[0] else None
 
 
 def _stable(name: str) -> int:
@@ -320,10 +335,13 @@ def generate(out: str | os.PathLike | None = None, scale: float = 0.05, seed: in
     workers = workers or os.cpu_count() or 1
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            list(pool.map(_render_job, jobs, chunksize=64))
+            drawn = list(pool.map(_render_job, jobs, chunksize=64))
     else:
-        for job in jobs:
-            _render_job(job)
+        drawn = [_render_job(job) for job in jobs]
+    with open(out / BOXES_FILE, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "x0", "y0", "x1", "y1", "width", "height"])
+        w.writerows([job[0].relative_to(out).as_posix(), *box] for job, box in zip(jobs, drawn) if box)
 
     with open(out / "sample_submission.csv", "w", newline="") as f:
         w = csv.writer(f)

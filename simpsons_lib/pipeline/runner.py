@@ -264,16 +264,15 @@ def run_notebook(profile: str, run: str) -> Path:
 def demo_data(profile: str, scale: float | None = None, if_needed: bool = False) -> Path:
     """Generate the drawn demo data where ``profile`` reads it, at its ``demo_scale`` (or ``scale``), into a
     temporary folder that replaces the old data only when complete. ``if_needed``: only when the data is
-    missing or was drawn at another scale."""
+    missing, was drawn at another scale, or lacks the characters' boxes (``demo.BOXES_FILE``)."""
     import shutil
-
 
     common = params.resolve(profile, params.profile_runs(profile)[0])
     if common["dataset"] != "demo" or common.get("data_dir"):
         raise ParameterError(f"profile {profile!r} does not read the demo data (dataset: {common['dataset']}, "
                              f"data_dir: {common.get('data_dir')}); nothing to generate")
     out, scale = resolve_data_dir(common), scale or common["demo_scale"]
-    if if_needed and demo_scale_of(out) == scale:
+    if if_needed and demo_scale_of(out) == scale and (out / generator.BOXES_FILE).is_file():
         return out
     if out.exists() and any(out.iterdir()) and not (out / DEMO_MARKER).is_file():
         raise FileExistsError(f"{out} exists and is not the drawn demo data; refusing to replace it")

@@ -206,3 +206,14 @@ def _mean_f1(metrics: dict, classes: Sequence[str]) -> float | None:
     scores = [metrics["per_class"][c]["f1"] for c in classes if c in metrics["per_class"]
               and is_validated(metrics["per_class"][c])]
     return round(float(np.mean(scores)), 4) if scores else None
+
+
+def explained_run(metrics_by_run: dict[str, dict]) -> str:
+    """The run whose Grad-CAM maps the report shows: the best by validation micro-F1 among the runs that
+    really used pretrained weights (``weights_used``); without one, among the runs that did not fall back
+    to random weights (a transfer run that did shows the mechanics, not what transfer learned)."""
+    runs = {r: m for r, m in metrics_by_run.items() if r != ENSEMBLE}
+    pretrained = {r: m for r, m in runs.items() if m.get("weights_used")}
+    own = {r: m for r, m in runs.items() if (m.get("params") or {}).get("arch") != "transfer"}
+    pool = pretrained or own or runs
+    return max(pool, key=lambda r: pool[r]["micro_f1"])
