@@ -276,3 +276,15 @@ def test_ensemble_is_the_weighted_mean_and_checks_shapes_and_classes():
         predict.ensemble([a, b], weights=[1])
     with pytest.raises(ValueError, match="no probability"):
         predict.ensemble([])
+
+
+def test_an_export_is_byte_reproducible(tmp_path):
+    """The same weights give the same model.pt, byte for byte, wherever it is written: the file is
+    serialised in memory (its zip records are not named after the atomic write's temporary file)."""
+    model = trained_like()
+    a = checkpoints.export_model(tmp_path / "a" / "model.pt", model, CLASSES, rebuild_params())
+    b = checkpoints.export_model(tmp_path / "b" / "model.pt", model, CLASSES, rebuild_params())
+    assert a.read_bytes() == b.read_bytes()
+    checkpoints.save_checkpoint(tmp_path / "a" / "best.pt", {"model_state": model.state_dict(), "classes": CLASSES})
+    checkpoints.save_checkpoint(tmp_path / "b" / "best.pt", {"model_state": model.state_dict(), "classes": CLASSES})
+    assert (tmp_path / "a" / "best.pt").read_bytes() == (tmp_path / "b" / "best.pt").read_bytes()

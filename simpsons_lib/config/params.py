@@ -115,7 +115,8 @@ TRAIN = {
     "eval_batch_size": Spec(INT, 256, "evaluation batch size", check=_range(1), trains=False),
     "optimizer": Spec(STR, "adam", "adam, adamw or sgd", check=_one_of(*choices.OPTIMIZERS)),
     "lr": Spec(FLOAT, 0.001, "learning rate", check=_range(0, 10, lo_open=True)),
-    "weight_decay": Spec(FLOAT, 0.0, "weight decay", check=_range(0)),
+    "weight_decay": Spec(FLOAT, 0.0, "weight decay of the weights with 2+ dimensions (biases and normalisation "
+                         "weights get none, as current fine-tuning recipes do)", check=_range(0)),
     "momentum": Spec(FLOAT, 0.9, "SGD momentum (optimizer sgd)", check=_range(0, 1)),
     "scheduler": Spec(STR, "none", "learning-rate schedule: none, cosine, step (per epoch) or warmup_cosine (per "
                       "step: linear warmup over warmup_epochs, then cosine to 0)",
