@@ -119,3 +119,16 @@ def test_a_shared_cell_that_drifts_is_not_left_untagged():
                    if c.cell_type == "code") for n in TRAINING_NOTEBOOKS]
     common = set.intersection(*sources)
     assert common == set(shared_cells(TRAINING_NOTEBOOKS[0]))
+
+
+def test_no_import_cycle_between_modules():
+    """No import cycle between the library's modules, lazy (function-level) imports included: acyclicity
+    does not rest on an import hidden in a function."""
+    import grimp
+
+    graph = grimp.build_graph("simpsons_lib")
+    modules = [m for m in graph.modules if m.count(".") >= 2]  # the wings' modules, not their packages
+    cycles = [(a, b) for a in modules for b in graph.find_modules_directly_imported_by(a)
+              if b in modules and graph.chain_exists(importer=b, imported=a)]
+    assert cycles == []
+    assert len(modules) >= 30
