@@ -188,3 +188,15 @@ def test_the_per_image_and_batch_geometry_are_one_function():
         assert not torch.equal(out, img)
     corners = torch.stack([geometry(img)[:, :3, :3] for _ in range(20)])
     assert (corners.float().mean() > 40)  # mirrored image content in the corners, not black
+
+
+def test_strong_geometry_for_all_moves_every_class_and_keeps_the_jitter_by_class():
+    aug = transforms.BatchAugment(4, strong_labels=[1], geometry_for_all=True)
+    params = aug.sample(torch.tensor([0, 1, 2, 3] * 8), torch.Generator().manual_seed(0))
+    assert params["strong"].all() and (params["angle"] != 0).sum() > 20  # every sample gets the geometry
+    spread = (params["factors"] - 1).abs().amax(1)
+    labels = torch.tensor([0, 1, 2, 3] * 8)
+    assert spread[labels != 1].max() <= 0.1 + 1e-6 and spread[labels == 1].max() > 0.1  # jitter still by class
+    per_image = transforms.PerClassTransform(32, strong_labels=[1], geometry_for_all=True)
+    assert isinstance(per_image.mild.transforms[-1], transforms.StrongGeometry)
+    assert not any(isinstance(t, transforms.StrongGeometry) for t in transforms.PerClassTransform(32, [1]).mild.transforms)

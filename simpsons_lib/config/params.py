@@ -105,6 +105,9 @@ TRAIN = {
     "dropout": Spec(FLOAT, 0.5, "dropout of MidCnn's classifier", check=_range(0, 0.99)),
     "image_size": Spec(INT, 224, "square input size in pixels", check=_range(32, 1024)),
     "augment": Spec(BOOL, True, "apply the recipe's per-class augmentation"),
+    "strong_geometry": Spec(STR, "worst", "who gets the strong policy's rotation, flip and translation: worst (the "
+                            "recipe: the strongly augmented classes only) or all (every class; the colour jitter "
+                            "stays strong for the worst classes only)", check=_one_of(*choices.STRONG_GEOMETRY)),
     "worst_classes": Spec(LIST, [], "explicit classes that get strong augmentation", check=_str_list),
     "worst_from_run": Spec(STR, None, "run whose per-class validation F1 picks the worst classes", nullable=True,
                            names_runs=True),

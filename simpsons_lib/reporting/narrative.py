@@ -129,9 +129,13 @@ def describe_strong_cue(table) -> str:
         occur, predicted, share, tilted = (row["validation images of them"], row["predicted as them"],
                                            row["true share"], row["predicted share, tilted images"])
         cue = []
+        tilt_cue = bool(share) and tilted > 2 * share
         if occur and predicted < 0.5 * occur:
-            cue.append(f"it predicts them {predicted} times for {occur} images of them")
-        if share and tilted > 2 * share:
+            cue.append(f"it predicts them {predicted} times for {occur} images of them"
+                       + ("" if tilt_cue else f" (but tilting the images does not draw predictions to them: "
+                          f"{tilted:.0%} against a true share of {share:.0%}, so the geometry is not the cue; "
+                          "the stronger colour jitter or their rarity may be)"))
+        if tilt_cue:
             cue.append(f"tilted validation images are predicted as them {tilted:.0%} of the time, against a "
                        f"true share of {share:.0%}")
         before, after = row["their F1 before"], row["their F1 after"]

@@ -62,8 +62,10 @@ def make_train_loader(p, study: StudyData, device: torch.device, worst: list[str
     if loader_kind(p, device, study) == "device_batches":
         return DeviceBatchLoader(study.images, study.train.index, study.train["label"], p["batch_size"], shuffle=True,
                                  seed=p["seed"], device=device,
-                                 transform=BatchAugment(study.n_classes, strong, augment=p["augment"]))
-    transform = PerClassTransform(p["image_size"], strong, augment=p["augment"])
+                                 transform=BatchAugment(study.n_classes, strong, augment=p["augment"],
+                                                        geometry_for_all=p["strong_geometry"] == "all"))
+    transform = PerClassTransform(p["image_size"], strong, augment=p["augment"],
+                                  geometry_for_all=p["strong_geometry"] == "all")
     return devices.make_loader(study.dataset("train", transform), p["batch_size"], shuffle=True, seed=p["seed"],
                                num_workers=p["num_workers"], device=device)
 

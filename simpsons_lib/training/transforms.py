@@ -86,12 +86,14 @@ class PerClassTransform:
     wants_label = True
 
     def __init__(self, size: int, strong_labels: Iterable[int] = (), augment: bool = True,
-                 padding_mode: str = PADDING_MODE):
+                 padding_mode: str = PADDING_MODE, geometry_for_all: bool = False):
         self.size = size
         self.augment = augment
         self.strong_labels = frozenset(int(x) for x in strong_labels)
         self.strong = strong_augmentation(padding_mode)
         self.mild = mild_augmentation()
+        if geometry_for_all:  # every class moves; only the colour jitter's strength still follows the class
+            self.mild = v2.Compose([*self.mild.transforms, self.strong.transforms[-1]])
         self.to_image = v2.ToImage()
         self.final = eval_transform(size)
 
@@ -136,8 +138,10 @@ class BatchAugment:
     normalisation. Random draws come from a seeded CPU generator, so results do not depend on the device.
     """
 
-    def __init__(self, n_classes: int, strong_labels: Iterable[int] = (), augment: bool = True):
+    def __init__(self, n_classes: int, strong_labels: Iterable[int] = (), augment: bool = True,
+                 geometry_for_all: bool = False):
         self.augment = augment
+        self.geometry_for_all = geometry_for_all
         self.strong_classes = torch.zeros(n_classes, dtype=torch.bool)
         self.strong_classes[list(int(x) for x in strong_labels)] = True
         self._constants: dict[torch.device, dict[str, torch.Tensor]] = {}
@@ -161,8 +165,9 @@ class BatchAugment:
         angle = (2 * torch.rand(n, generator=generator) - 1) * STRONG["degrees"]
         flip = torch.rand(n, generator=generator) < STRONG["flip"]
         shift = (2 * torch.rand(n, 2, generator=generator) - 1) * STRONG["translate"]
-        return {"strong": strong, "factors": factors, "order": order, "angle": angle * strong,
-                "flip": flip & strong, "shift": shift * strong[:, None]}
+        moved = torch.ones_like(strong) if self.geometry_for_all else strong  # who gets the geometry
+        return {"strong": moved, "factors": factors, "order": order, "angle": angle * moved,
+                "flip": flip & moved, "shift": shift * moved[:, None]}
 
     def __call__(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         x = images.float().div_(255)
