@@ -137,6 +137,8 @@ def test_every_output_exists_and_is_valid(smoke):
     assert evolution["test_micro_f1"].between(0, 1).all()  # every run scored on the test answers
     assert evolution.loc[evolution["run"].isin(TRAIN_RUNS), "last_epoch_micro_f1"].between(0, 1).all()
     assert "test micro-F1 (on the test answers)" in index
+    for link in re.findall(r'(?:href|src)="([^"#:]+)"', index):  # every link of the index resolves
+        assert (out / "reports" / link).resolve().exists(), link
     report_page = (out / "reports" / "report_reader.html").read_text()
     assert "Does the per-class augmentation plant a cue?" in report_page and "predicted share, tilted images" in report_page
     assert "without pretrained weights" in index

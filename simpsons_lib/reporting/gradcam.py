@@ -140,7 +140,8 @@ def box_check(model: nn.Module, predictions: pd.DataFrame, classes: Sequence[str
               boxes: dict[str, tuple[int, ...]], n: int = 48) -> dict | None:
     """Grad-CAM of the true class on up to ``n`` correctly predicted validation images whose character
     box is known: the mean share of the maps' mass inside the box against the boxes' mean share of the
-    image, and how many maps put more of their mass there than an even spread would. None without boxes."""
+    image, and how many maps put more of their mass there than an even spread would (a Series, shown as
+    a table). None without boxes."""
     known = predictions[predictions["correct"].astype(bool)
                         & predictions["path"].map(lambda p: str(Path(p).resolve()) in boxes)]
     known = known.sort_values("path").head(n)
@@ -152,13 +153,11 @@ def box_check(model: nn.Module, predictions: pd.DataFrame, classes: Sequence[str
     heat = gradcam(model, batch, [lookup[c] for c in known["true"]]).numpy()
     inside, share = box_mass(heat, [boxes[str(Path(p).resolve())] for p in known["path"]])
     scored = ~np.isnan(inside)
-    if not scored.any():
-        return {"images": int(len(known)), "maps with evidence": 0, "mass inside the box": None,
-                "box share of the image": round(float(share.mean()), 4), "maps favouring the character": 0}
-    return {"images": int(len(known)), "maps with evidence": int(scored.sum()),
-            "mass inside the box": round(float(inside[scored].mean()), 4),
-            "box share of the image": round(float(share[scored].mean()), 4),
-            "maps favouring the character": int((inside[scored] > share[scored]).sum())}
+    result = {"images": int(len(known)), "maps with evidence": int(scored.sum()),
+              "mass inside the box": round(float(inside[scored].mean()), 4) if scored.any() else None,
+              "box share of the image": round(float(share[scored].mean() if scored.any() else share.mean()), 4),
+              "maps favouring the character": int((inside[scored] > share[scored]).sum())}
+    return pd.Series(result, name="Grad-CAM of the true class, on correctly predicted validation images", dtype=object)
 
 
 def gradcam_figure(model: nn.Module, predictions: pd.DataFrame, classes: Sequence[str], image_size: int,

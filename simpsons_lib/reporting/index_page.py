@@ -73,7 +73,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
             continue
         met = read_json(rp.metrics_json)
         weights_used[m["run"]] = {k: met[k] for k in ("weights_used", "weights_fallback_reason") if k in met}
-        rows.append({"run": m["run"], "title": met["title"], "micro": f"{met['micro_f1']:.4f}",
+        rows.append({"run": m["run"], "page": rp.reader_html.name, "title": met["title"], "micro": f"{met['micro_f1']:.4f}",
                      "macro": f"{met['macro_f1']:.4f}", "accuracy": f"{met['accuracy']:.4f}",
                      "test": tested.get(m["run"], "–"), "epochs": met["epochs_trained"], "seconds": met["train_seconds"],
                      "device": met["device"]})
@@ -84,7 +84,8 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     ensemble = study.run("ensemble").metrics_json
     if ensemble.is_file():
         met = read_json(ensemble)
-        rows.append({"run": "ensemble", "title": met["title"], "micro": f"{met['micro_f1']:.4f}",
+        report_run = next((m["run"] for m in manifests if m["kind"] == "report"), "report")
+        rows.append({"run": "ensemble", "page": study.run(report_run).reader_html.name, "title": met["title"], "micro": f"{met['micro_f1']:.4f}",
                      "macro": f"{met['macro_f1']:.4f}", "accuracy": f"{met['accuracy']:.4f}",
                      "test": tested.get("ensemble", "–"), "epochs": "–",
                      "seconds": "–", "device": "mean of the runs' probabilities"})
