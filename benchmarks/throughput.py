@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--time-make-all", action="store_true", help="also run and time `make all`")
     args = ap.parse_args(argv)
 
-    # The training schema's defaults (simpsons_lib/params.py), on the demo data unless --data-dir says otherwise.
+    # The training schema's defaults (simpsons_lib/config/params.py), on the demo data unless --data-dir says otherwise.
     base = {**params.defaults("train"), "profile": "bench", "dataset": "demo", "data_dir": args.data_dir,
             "device": args.device, "image_size": args.image_size, "num_workers": args.num_workers,
             "loader": args.loader, "augment": True}
