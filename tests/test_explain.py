@@ -146,3 +146,10 @@ def test_box_mass_counts_the_share_of_a_map_inside_a_box():
     np.testing.assert_allclose(inside, [1.0, 0.25]) and np.testing.assert_allclose(share, [0.25, 0.25])
     inside, _ = explain.box_mass(np.zeros((1, 10, 10)), [(0, 0, 5, 5, 10, 10)])
     assert np.isnan(inside[0])
+
+
+def test_box_check_says_so_without_boxes():
+    predictions = pd.DataFrame({"path": ["a.jpg"], "true": ["bart_simpson"], "predicted": ["bart_simpson"],
+                                "confidence": [0.9], "correct": [True]})
+    check = explain.box_check(seeded("simple_cnn", 96), predictions, CLASSES, 96, {})
+    assert isinstance(check, pd.Series) and check["images"] == 0 and "no character box" in check.name

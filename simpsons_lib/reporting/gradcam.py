@@ -137,16 +137,17 @@ def box_mass(heatmaps: np.ndarray, boxes: Sequence[tuple[int, ...]]) -> tuple[np
 
 
 def box_check(model: nn.Module, predictions: pd.DataFrame, classes: Sequence[str], image_size: int,
-              boxes: dict[str, tuple[int, ...]], n: int = 48) -> dict | None:
+              boxes: dict[str, tuple[int, ...]], n: int = 48) -> pd.Series:
     """Grad-CAM of the true class on up to ``n`` correctly predicted validation images whose character
     box is known: the mean share of the maps' mass inside the box against the boxes' mean share of the
     image, and how many maps put more of their mass there than an even spread would (a Series, shown as
-    a table). None without boxes."""
+    a table); without any known box, a Series that says so."""
     known = predictions[predictions["correct"].astype(bool)
                         & predictions["path"].map(lambda p: str(Path(p).resolve()) in boxes)]
     known = known.sort_values("path").head(n)
     if known.empty:
-        return None
+        return pd.Series({"images": 0}, name="no character box known for these images (only the drawn demo data "
+                         "records them)", dtype=object)
     lookup = {c: i for i, c in enumerate(classes)}
     transform = eval_transform(image_size)
     batch = torch.stack([transform(load_rgb(p)) for p in known["path"]])
