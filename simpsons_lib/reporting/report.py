@@ -189,12 +189,16 @@ def strong_class_cue(study: StudyPaths, metrics_by_run: dict[str, dict], device)
             "validation images of them": int(is_strong_true.sum()), "predicted as them": int(is_strong_pred.sum()),
             "right": int((is_strong_true & (predictions["true"] == predictions["predicted"])).sum()),
             "true share": round(float(is_strong_true.mean()), 4),
-            "predicted share": round(float(is_strong_pred.mean()), 4),
             "predicted share, tilted images": round(float(tilted.mean()), 4),
             "classes it predicts": int(predictions["predicted"].nunique()), "classes": len(m["classes"]),
             "their F1 before": _mean_f1(before, strong) if before else None,
             "their F1 after": _mean_f1(m, strong)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=CUE_COLUMNS)
+
+
+CUE_COLUMNS = ["run", "strong classes", "taken from", "validation images of them", "predicted as them", "right",
+               "true share", "predicted share, tilted images", "classes it predicts", "classes", "their F1 before",
+               "their F1 after"]
 
 
 def _read_metrics(study: StudyPaths, run: str) -> dict | None:
