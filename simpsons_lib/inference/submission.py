@@ -171,11 +171,16 @@ def write_submission(frame: pd.DataFrame, path: str | Path, sample_ids: Sequence
 
 def score_submission(path: str | Path, answers: str | Path) -> dict:
     """Micro-F1 (Kaggle's score), macro-F1 and the number of errors against the true labels."""
-    sub = pd.read_csv(path, dtype=str).set_index("Id")
-    truth = pd.read_csv(answers, dtype=str).set_index("Id")
+    return score_predictions(pd.read_csv(path, dtype=str), pd.read_csv(answers, dtype=str), where=str(path))
+
+
+def score_predictions(predictions: pd.DataFrame, answers: pd.DataFrame, where: str = "the predictions") -> dict:
+    """``score_submission`` of frames: ``Id``, ``Expected`` predictions against the true ``Id``, ``Expected``."""
+    sub = predictions.astype({"Id": str, "Expected": str}).set_index("Id")
+    truth = answers.astype({"Id": str, "Expected": str}).set_index("Id")
     missing = truth.index.difference(sub.index)
     if len(missing):
-        raise SubmissionError(f"{len(missing)} answer Id(s) missing from {path}")
+        raise SubmissionError(f"{len(missing)} answer Id(s) missing from {where}")
     pred = sub.loc[truth.index, "Expected"]
     return {
         "micro_f1": float(f1_score(truth["Expected"], pred, average="micro")),

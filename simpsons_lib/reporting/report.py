@@ -11,14 +11,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import f1_score
 from torchvision.transforms import v2
 
 from ..config.files import read_json, write_csv, write_json
 from ..config.paths import StudyPaths
 from ..data.study import StudyData, load_study, load_test_study
 from ..inference.predict import ensemble
-from ..inference.submission import predictions_frame, test_probs
+from ..inference.submission import predictions_frame, score_predictions, test_probs
 from ..training.checkpoints import load_model
 from ..training.devices import make_loader
 from ..training.class_scores import is_validated
@@ -125,14 +124,10 @@ def predict_test_set(study: StudyPaths, p, runs: Sequence[str], device) -> tuple
 # --- every run scored on the held-out test answers ------------------------------------------------
 
 def score_frame(predictions: pd.DataFrame, answers: pd.DataFrame) -> dict:
-    """Micro- and macro-F1 of test ``predictions`` (``Id``, ``Expected``) against ``answers``."""
-    truth = answers.set_index("Id")["Expected"].astype(str)
-    pred = predictions.set_index("Id")["Expected"].astype(str).reindex(truth.index)
-    if pred.isna().any():
-        raise ValueError(f"{int(pred.isna().sum())} answer Id(s) have no prediction")
-    return {"test_micro_f1": float(f1_score(truth, pred, average="micro")),
-            "test_macro_f1": float(f1_score(truth, pred, average="macro", zero_division=0)),
-            "test_images": int(len(truth))}
+    """Micro- and macro-F1 of test ``predictions`` (``Id``, ``Expected``) against ``answers``, scored as
+    the submission is (``submission.score_predictions``)."""
+    score = score_predictions(predictions[["Id", "Expected"]], answers, where="the test predictions")
+    return {"test_micro_f1": score["micro_f1"], "test_macro_f1": score["macro_f1"], "test_images": score["n_images"]}
 
 
 def test_scores(study: StudyPaths, p, runs: Sequence[str], ensemble_runs: Sequence[str], device,
