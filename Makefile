@@ -88,9 +88,12 @@ $(OUT)/reports/index.html: $(foreach r,$(RUNS),$(NB)/$(r).ipynb) simpsons_lib/re
 
 IMAGES ?=
 RUN    ?= best
-predict: $(STAMP) ## Predict IMAGES="a.jpg folder/" with a run's model (PROFILE=full, RUN=best, TTA=--tta)
-	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES='a.jpg folder/' [PROFILE=demo] [RUN=best] [TTA=--tta]" >&2; exit 2; }
-	$(PY) -m simpsons_lib.inference.predict --profile $(PROFILE) --run $(RUN) $(IMAGES) $(TTA) --out $(OUT)/predictions.csv
+# IMAGES reaches predict through the environment, never pasted into the shell line: names with spaces,
+# quotes or any other character arrive as typed. PROFILE: the one given, else the one with results.
+export IMAGES
+predict: $(STAMP) ## Predict IMAGES="a.jpg folder/" with a run's model (PROFILE: the one with results; RUN=best; TTA=--tta)
+	@test -n "$$IMAGES" || { echo "usage: make predict IMAGES='a.jpg folder/' [PROFILE=demo] [RUN=best] [TTA=--tta]" >&2; exit 2; }
+	$(PY) -m simpsons_lib.inference.predict $(if $(filter file,$(origin PROFILE)),,--profile '$(PROFILE)') --run '$(RUN)' --paths-from-env IMAGES $(TTA)
 
 submit: $(STAMP) ## Send outputs/full/submission.csv to Kaggle (refuses demo, stale or invalid files)
 	$(PY) -m simpsons_lib.pipeline.kaggle submit --profile $(PROFILE)

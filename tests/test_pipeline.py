@@ -393,3 +393,144 @@ def test_a_plots_only_edit_rerenders_without_training_and_a_training_edit_retrai
     finally:
         for path, text in original.items():
             path.write_text(text)
+
+
+# --- faults: the record after a failure, a lost export, kill -9, names make must not split -------------------
+
+def page_links(page: Path) -> list[str]:
+    """The local links and images of a generated page (not web addresses, anchors or inline data)."""
+    return [link for link in re.findall(r'(?:href|src)="([^"]+)"', page.read_text())
+            if not re.match(r"^(#|[a-z]+:)", link)]
+
+
+def test_a_failed_rerun_takes_down_what_reads_it_and_the_index_shows_no_stale_result(smoke):
+    _, repo, out, make, _ = smoke
+    run_file = repo / "params" / "smoke" / "simple_cnn.yaml"
+    last = out / "models" / "simple_cnn" / "last.pt"
+    original, checkpoint = run_file.read_text(), last.read_bytes()
+    dependent = [out / "submission.csv", out / "metrics" / "submission.json", out / "metrics" / "evolution.csv",
+                 out / "metrics" / "ensemble.json", out / "reports" / "report.html", out / "reports" / "report_reader.html",
+                 out / "notebooks" / "report.ipynb", *(out / "notebooks" / f"{r}.ipynb" for r in TRAIN_RUNS[1:]),
+                 *(out / "reports" / f"{r}_reader.html" for r in TRAIN_RUNS[1:]),
+                 out / "reports" / "simple_cnn_reader.html", out / "metrics" / "simple_cnn.json"]
+    assert all(p.exists() for p in dependent)
+    try:
+        run_file.write_text(original.replace("title: SimpleCnn", "title: SimpleCnn, retitled"))
+        last.write_bytes(b"damaged")
+        result = make("pipeline")
+        assert result.returncode != 0
+        assert "[simple_cnn] FAILED in cell" in result.stderr and "not a usable checkpoint" in result.stderr
+        assert "the results of simple_cnn_aug, mid_cnn, resnet50, modern, report, which read it" in result.stderr
+        assert [p for p in dependent if p.exists()] == []
+        index = out / "reports" / "index.html"
+        assert index.stat().st_mtime > (out / "notebooks" / "simple_cnn.FAILED.ipynb").stat().st_mtime - 1
+        for link in page_links(index):  # never a link to a removed page or figure
+            assert (index.parent / link).resolve().exists(), link
+        text = index.read_text()
+        assert "Scored against" not in text and "submission.csv" not in text  # no stale submission or score
+        assert "simple_cnn" in text and "failed" in text.lower()
+    finally:
+        run_file.write_text(original)
+        last.write_bytes(checkpoint)
+    started = run_starts(out)
+    assert make("pipeline").returncode == 0 and all(p.exists() for p in dependent)
+    assert runs_executed(out, started) == [*TRAIN_RUNS, "report"]
+
+
+def test_a_deleted_export_is_noticed_and_made_again(smoke):
+    _, repo, out, make, env = smoke
+    model = out / "models" / "resnet50" / "model.pt"
+    before = model.read_bytes()
+    model.unlink()
+    report = subprocess.run([sys.executable, "-m", "simpsons_lib.pipeline", "run", "--profile", "smoke", "--run",
+                             "report"], cwd=repo, env={**env, "SIMPSONS_PARAMS_DIR": str(repo / "params")},
+                            capture_output=True, text=True)
+    assert report.returncode != 0 and "model.pt" in report.stderr  # missing while the report starts
+    dry = make("-n", "pipeline")
+    assert "plan: resnet50: models/resnet50/model.pt is missing: the run executes again" in dry.stdout
+    assert runs_in(dry.stdout) == ["resnet50", "report"]
+    started = run_starts(out)
+    result = make("pipeline")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert runs_executed(out, started) == ["resnet50", "report"]
+    assert model.read_bytes() == before  # trained again (no checkpoint held the weights), to the same bytes
+    log = (out / "notebooks" / "resnet50.ipynb").read_text()
+    assert "model.pt is missing; training the run again from scratch" in log
+    changed = out / "metrics" / "mid_cnn_val_predictions.csv"
+    changed.write_text(changed.read_text().replace("0.", "1.", 1))
+    assert "mid_cnn_val_predictions.csv changed since the run wrote it" in make("-n", "pipeline").stdout
+    assert make("pipeline").returncode == 0 and runs_in(make("-n", "pipeline").stdout) == []
+
+
+def _lock_is_free(lock: Path) -> bool:
+    import fcntl
+    with open(lock, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(f, fcntl.LOCK_UN)
+        return True
+
+
+def _processes_in(folder: Path) -> list[str]:
+    """Command lines of the processes whose working folder is ``folder`` (the pipeline's runs)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and Path(os.readlink(proc / "cwd")).resolve() == folder.resolve():
+                found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
+def test_kill_9_of_the_top_make_stops_the_whole_pipeline(smoke):
+    _, repo, out, make, env = smoke
+    run_file = repo / "params" / "smoke" / "simple_cnn.yaml"
+    original = run_file.read_text()
+    started = run_starts(out)
+    run_file.write_text(original.replace("title: SimpleCnn", "title: SimpleCnn, once more"))
+    try:
+        top = subprocess.Popen(make_command(repo, "pipeline"), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 120
+        while not (out / "notebooks" / "simple_cnn.running.ipynb").exists() and time.time() < deadline:
+            time.sleep(0.2)
+        assert (out / "notebooks" / "simple_cnn.running.ipynb").exists(), "the run never started"
+        os.kill(top.pid, 9)
+        top.wait()
+        killed = time.time()
+        while not _lock_is_free(out / ".lock") and time.time() < killed + 60:
+            time.sleep(0.5)
+        stopped = time.time() - killed
+        assert _lock_is_free(out / ".lock"), "the orphaned pipeline still holds the study"
+        time.sleep(3)
+        assert [c for c in _processes_in(repo) + _processes_in(repo / "notebooks") if "simpsons_lib" in c] == []
+        assert run_starts(out).get("report") == started["report"]  # the study did not go on without its make
+        assert not (out / "notebooks" / "simple_cnn.ipynb").exists()
+        assert not (out / "notebooks" / "simple_cnn.running.ipynb").exists()
+        assert stopped < 30, stopped
+    finally:
+        run_file.write_text(original)
+    assert make("pipeline").returncode == 0
+
+
+def test_make_predict_takes_any_file_name_and_finds_the_profile_with_results(smoke, tmp_path):
+    root, repo, out, make, env = smoke
+    source = next((root / "data" / "demo" / "testset" / "testset").glob("*.jpg"))
+    names = ["my frame.jpg", 'say "cheese".jpg', "ñandú ü.jpg"]
+    for name in names:
+        shutil.copy(source, tmp_path / name)
+        result = make("predict", f"IMAGES={tmp_path / name}")
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "1 image(s) predicted" in result.stdout, result.stdout
+        assert pd.read_csv(out / "predictions.csv")["path"].tolist() == [str(tmp_path / name)]
+    both = f"'{tmp_path / names[0]}' '{tmp_path / names[2]}'"
+    assert "2 image(s) predicted" in make("predict", f"IMAGES={both}").stdout
+    plain = ["make", "--no-print-directory", "-C", str(repo), "predict", f"IMAGES={tmp_path / names[0]}",
+             f"PY={sys.executable}", f"STAMP={repo / 'setup-stamp'}"]  # no PROFILE: the one with results
+    result = subprocess.run(plain, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "profile smoke (the one with results" in result.stderr and "1 image(s) predicted" in result.stdout

@@ -72,7 +72,7 @@ def test_export_then_load_gives_identical_predictions(tmp_path, arch, kw):
     path = checkpoints.export_model(tmp_path / "models" / "model.pt", model, CLASSES,
                                 rebuild_params(arch, backbone=kw.get("backbone", "resnet50")))
     payload = torch.load(path, weights_only=True)  # plain data: no pickled code
-    assert set(payload) == {"format", "state_dict", "classes", "params", "run", "title"}
+    assert set(payload) == {"format", "state_dict", "classes", "params", "run", "title", "epoch", "fingerprint"}
     assert set(payload["params"]) == set(checkpoints.REBUILD_KEYS)  # lr etc. stay out
     assert [p.name for p in path.parent.iterdir()] == ["model.pt"]  # written atomically: no temp file left
 

@@ -140,3 +140,13 @@ def test_a_failing_kaggle_cli_is_reported(fake_kaggle, study, monkeypatch):
     with pytest.raises(SystemExit, match="failed \\(exit 1\\)"):
         kaggle_download.submit(csv, record)
     assert fake_kaggle.exists()
+
+
+@pytest.mark.parametrize("content,match", [(b"", "the file is empty"), (b"Id,Expected\n\"img0.jpg,x\n", "not a readable CSV"),
+                                           (b"\xff\xfe\x00garbage", "not a readable CSV")])
+def test_an_empty_or_unreadable_submission_is_refused_in_one_line(fake_kaggle, study, content, match):
+    csv, record = study
+    mtime = csv.stat().st_mtime
+    csv.write_bytes(content)
+    os.utime(csv, (mtime, mtime))
+    refused(match, fake_kaggle, csv, record)

@@ -28,6 +28,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def describe_os_error(exc: OSError, path: str | os.PathLike | None = None) -> str:
+    """One line for a failed file operation: the path and the cause (``Permission denied``, ``No space left
+    on device``), without a traceback."""
+    where = next((f for f in (exc.filename2, exc.filename, path) if f is not None), None)  # rename: its target
+    cause = exc.strerror or type(exc).__name__
+    return f"{where}: {cause}" if where is not None else cause
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -19,6 +19,7 @@ import argparse
 import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -237,6 +238,8 @@ def check_value(key: str, spec: Spec, value: Any) -> None:
     if not ok:
         want = " or ".join(t.__name__ for t in spec.types)
         raise ParameterError(f"parameter {key!r}: expected {want}, got {type(value).__name__} {value!r} ({spec.help})")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ParameterError(f"parameter {key!r}: must be a finite number, got {value!r} ({spec.help})")
     if spec.check is not None:
         problem = spec.check(value)
         if problem:
@@ -296,10 +299,37 @@ def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
     return p
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key, first: int, second: int):
+        super().__init__(key, first, second)
+        self.key, self.first, self.second = key, first, second
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that gives one key twice (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], line)
+            except TypeError:  # an unhashable key: the base class says so
+                break
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_yaml(path: str | Path) -> dict:
+    """A parameter file's mapping (safe YAML; a key given twice is refused, naming both lines)."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+    except _DuplicateKey as dup:
+        raise ParameterError(f"{path}: key {dup.key!r} is given twice (lines {dup.first} and {dup.second}); "
+                             "keep one") from None
     except yaml.YAMLError as exc:
         raise ParameterError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -315,13 +345,26 @@ def notebook_kind(notebook: Path) -> str:
         raise ParameterError(f"{notebook}: not a study notebook (no simpsons.kind in its metadata: {exc})") from None
 
 
+def check_profile_name(profile: str) -> str:
+    """``profile`` when it is a plain name (letters, digits, ``_`` and ``-``): it names a folder under
+    ``params/`` and one under ``outputs/``, so a path (``../x``) is refused before anything is written."""
+    if not isinstance(profile, str) or not profile or _plain_name(profile):
+        raise ParameterError(f"profile {profile!r}: must be a plain name (letters, digits, _ and -), the name of a "
+                             f"folder in {paths.params_dir()}")
+    return profile
+
+
 def profile_runs(profile: str) -> list[str]:
-    """The runs of a profile (its run files), in study order: by notebook, then by name."""
-    folder = paths.params_dir() / profile
+    """The runs of a profile (its run files), in study order: by notebook, then by name. A profile that is
+    not a plain name, does not exist or holds no run file raises ``ParameterError``."""
+    folder = paths.params_dir() / check_profile_name(profile)
     if not folder.is_dir():
         known = sorted(p.name for p in paths.params_dir().iterdir() if p.is_dir()) if paths.params_dir().is_dir() else []
         raise ParameterError(f"no profile {profile!r}: {folder} does not exist (profiles: {', '.join(known)})")
     runs = [p.stem for p in folder.glob("*.yaml") if p.name != COMMON_FILE]
+    if not runs:
+        raise ParameterError(f"profile {profile!r} has no runs: {folder} holds no run file (<run>.yaml naming its "
+                             "notebook)")
     return sorted(runs, key=lambda r: (run_notebook(profile, r).name, r))
 
 

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, TYPE_CHECKING, Sequence
@@ -173,17 +174,49 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
+# The largest image the study decodes: 50 megapixels (e.g. 8660 x 5773). The Kaggle frames are under
+# 0.5 MP; anything far larger is a mistake or a decompression bomb (a small file that decodes to GBs),
+# and is a bad image like any other: named, skipped or refused per ``on_bad_image``. PIL's own limit
+# (``Image.MAX_IMAGE_PIXELS``, 89 MP, an error from twice that) is left as it is.
+MAX_PIXELS = 50_000_000
+
+
+def _too_large(img: Image.Image) -> str | None:
+    pixels = img.width * img.height
+    if pixels > MAX_PIXELS:
+        return (f"too large: {img.width} x {img.height} pixels, more than the study's limit of "
+                f"{MAX_PIXELS:,} (layout.MAX_PIXELS)")
+    return None
+
+
+def _open_image(path: str | os.PathLike) -> Image.Image:
+    """``Image.open`` with PIL's decompression-bomb warning silenced (the size is checked right after)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
+
+
 def check_image(path: Path) -> str | None:
-    """Return why ``path`` is not a usable image, or None when it decodes completely."""
+    """Return why ``path`` is not a usable image, or None when it decodes completely: an empty or
+    unreadable file (a dangling or looping symlink included), one PIL cannot decode, or one larger
+    than ``MAX_PIXELS``."""
     try:
         if path.stat().st_size == 0:
             return "empty file (0 bytes)"
-        with Image.open(path) as img:
+    except OSError as exc:
+        return f"unreadable: {exc.strerror or exc}"
+    try:
+        with _open_image(path) as img:
+            too_large = _too_large(img)
+            if too_large:
+                return too_large
             if img.format == "JPEG":
                 img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))  # fast full scan
             img.load()
     except UnidentifiedImageError:
         return "not a decodable image"
+    except Image.DecompressionBombError as exc:
+        return f"too large: {exc}"
     except (OSError, SyntaxError, ValueError) as exc:  # truncated, corrupt
         return f"cannot decode: {exc}"
     return None
@@ -199,8 +232,11 @@ def files_fingerprint(paths_: Sequence[str | os.PathLike], salt: str = "") -> st
     whenever a file is added, removed, replaced or edited."""
     h = hashlib.sha1(salt.encode())
     for p in paths_:
-        st = os.stat(p)
-        h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        try:
+            st = os.stat(p)
+            h.update(f"{os.path.abspath(p)}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        except OSError as exc:  # a dangling or looping symlink: the image check names it
+            h.update(f"{os.path.abspath(p)}|unreadable {exc.errno}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -380,7 +416,10 @@ def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Im
     transparency over white, 16-bit stretched to 8 bits). With ``draft_size``, a JPEG is decoded at the
     smallest reduced scale (1/2, 1/4, 1/8) that is still at least ``draft_size`` on each side."""
     try:
-        with Image.open(path) as img:
+        with _open_image(path) as img:
+            too_large = _too_large(img)
+            if too_large:
+                raise BadImageError(f"Cannot read image {path}: {too_large}")
             if draft_size is not None and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
             img.load()
@@ -393,6 +432,10 @@ def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Im
                 arr = (255 * (arr - arr.min()) / max(1.0, arr.max() - arr.min())).astype(np.uint8)
                 return Image.fromarray(arr).convert("RGB")
             return img.convert("RGB")
+    except BadImageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise BadImageError(f"Cannot read image {path}: too large: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"Cannot read image {path}: {exc}") from exc
 

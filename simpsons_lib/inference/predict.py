@@ -4,6 +4,7 @@
     python -m simpsons_lib.inference.predict --model outputs/demo/models/resnet50/model.pt IMAGE_OR_FOLDER... \\
         [--top-k 3] [--tta] [--tta-mode flip+scales] [--out predictions.csv]
     python -m simpsons_lib.inference.predict --profile demo --run best IMAGE_OR_FOLDER...
+    python -m simpsons_lib.inference.predict --run best IMAGE_OR_FOLDER...   # the profile that has results
     python -m simpsons_lib.inference.predict export outputs/demo/models/resnet50/best.pt [--out model.pt] [--half]
 
 The export (``model.pt``, ``training.checkpoints``) holds the weights, the class names and the
@@ -16,6 +17,8 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,8 +29,9 @@ import pandas as pd
 import torch
 
 from ..config.choices import TTA_MODES
-from ..config.files import read_json, write_csv
-from ..config.paths import StudyPaths
+from ..config.files import describe_os_error, read_json, write_csv
+from ..config.params import ParameterError, check_profile_name
+from ..config.paths import StudyPaths, outputs_dir
 from ..data import parallel
 from ..data.layout import IMAGE_SUFFIXES, BadImageError, load_rgb, natural_key
 from ..training.checkpoints import CheckpointError, ExportError, export_checkpoint, load_model
@@ -171,6 +175,77 @@ def run_model_path(profile: str, run: str) -> Path:
     return max(scores, key=scores.get)  # the first of equals, in name order
 
 
+def profile_with_results(run: str) -> str:
+    """The profile to predict with when none is named: ``full`` when it has a model for ``run``, else
+    the only profile that has one; several or none is an error that says how to choose."""
+    found = []
+    for folder in sorted(p for p in outputs_dir().iterdir() if p.is_dir()) if outputs_dir().is_dir() else []:
+        try:
+            run_model_path(folder.name, run)
+        except FileNotFoundError:
+            continue
+        found.append(folder.name)
+    if "full" in found:
+        return "full"
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise FileNotFoundError(f"no profile in {outputs_dir()} has a trained model for run {run!r} yet: run the "
+                                "study first (`make demo`, then `make predict PROFILE=demo ...`)")
+    raise FileNotFoundError(f"several profiles have a model for run {run!r} ({', '.join(found)}): name one, "
+                            f"e.g. `make predict PROFILE={found[0]} ...` (or --profile {found[0]})")
+
+
+def split_paths(text: str) -> list[str]:
+    """The paths in one string (``make predict IMAGES="..."``): the whole string when it names a file or
+    folder (spaces, quotes and all); else shell words (quote a name with spaces among several); else
+    words joined back greedily into the longest names that exist."""
+    text = text.strip()
+    if not text or Path(text).exists():
+        return [text] if text else []
+    try:
+        words = shlex.split(text)
+    except ValueError:  # an unbalanced quote: part of a name
+        words = text.split()
+    if all(Path(w).exists() for w in words):
+        return words
+    raw, out, i = text.split(), [], 0
+    while i < len(raw):
+        for j in range(len(raw), i, -1):
+            if Path(" ".join(raw[i:j])).exists():
+                out.append(" ".join(raw[i:j]))
+                i = j
+                break
+        else:
+            out.append(raw[i])
+            i += 1
+    return out if sum(map(os.path.exists, out)) >= sum(map(os.path.exists, words)) else words
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def _check_writable(path: Path) -> None:
+    """Fail before predicting when ``--out`` cannot be written (a read-only file or folder; missing
+    folders are made, so the nearest existing one must be writable)."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(13, "Permission denied", str(folder))
+    if path.is_dir():
+        raise IsADirectoryError(21, "Is a directory", str(path))
+    if path.exists() and not os.access(path, os.W_OK):
+        raise PermissionError(13, "Permission denied", str(path))
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["export"]:
@@ -185,37 +260,59 @@ def main(argv: list[str] | None = None) -> None:
             out = export_checkpoint(args.checkpoint, args.out, args.half)
         except (FileNotFoundError, CheckpointError) as exc:
             raise SystemExit(f"error: {exc}") from None
+        except OSError as exc:
+            raise SystemExit(f"error: {describe_os_error(exc)}") from None
         print(f"exported {args.checkpoint} -> {out} ({out.stat().st_size / 2**20:.1f} MiB)")
         return
     parser = argparse.ArgumentParser(prog="python -m simpsons_lib.inference.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files and/or folders (searched recursively)")
-    source = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="image files and/or folders (searched recursively)")
+    parser.add_argument("--paths-from-env", metavar="VAR", help="also the paths in environment variable VAR "
+                        "(what `make predict IMAGES=...` passes: see split_paths)")
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", help="an exported model.pt")
-    source.add_argument("--profile", help="with --run: outputs/<profile>/models/<run>/model.pt")
+    source.add_argument("--profile", help="with --run: outputs/<profile>/models/<run>/model.pt (default: the "
+                        "profile that has results, full first)")
     parser.add_argument("--run", help="run name, or 'best' (highest validation micro-F1)")
-    parser.add_argument("--top-k", type=int, default=3)
+    parser.add_argument("--top-k", type=_positive, default=3)
     parser.add_argument("--tta", action="store_true", help="test-time augmentation: original + horizontal flip")
     parser.add_argument("--tta-mode", choices=TTA_MODES, help="TTA views (overrides --tta)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=_positive, default=64)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--out", default="predictions.csv", help="CSV to write (default predictions.csv)")
+    parser.add_argument("--out", help="CSV to write (default: outputs/<profile>/predictions.csv with --profile "
+                        "or --run, else predictions.csv)")
     args = parser.parse_args(argv)
-    if args.profile and not args.run:
-        parser.error("--profile needs --run (a run name or 'best')")
+    paths_ = list(args.paths) + (split_paths(os.environ.get(args.paths_from_env, "")) if args.paths_from_env else [])
+    if not paths_:
+        parser.error("no image given (PATH..., or IMAGES='a.jpg folder/' with make predict)")
+    if not args.model and not args.run:
+        parser.error("--run (a run name or 'best') or --model is needed")
     try:
-        model_path = Path(args.model) if args.model else run_model_path(args.profile, args.run)
+        if args.model:
+            model_path, out = Path(args.model), Path(args.out or "predictions.csv")
+        else:
+            profile = check_profile_name(args.profile) if args.profile else profile_with_results(args.run)
+            if not args.profile:
+                print(f"profile {profile} (the one with results; PROFILE=... or --profile chooses)", file=sys.stderr)
+            model_path = run_model_path(profile, args.run)
+            out = Path(args.out) if args.out else StudyPaths(profile).dir / "predictions.csv"
+        _check_writable(out)
         device = select_device(args.device)
         model, info = load_model(model_path, device)
-    except (FileNotFoundError, ExportError) as exc:
+    except (PermissionError, IsADirectoryError) as exc:
+        raise SystemExit(f"error: cannot write the predictions: {describe_os_error(exc)}") from None
+    except (FileNotFoundError, ExportError, ParameterError) as exc:
         raise SystemExit(f"error: {exc}") from None
     t0 = time.perf_counter()
-    frame, bad = predict_files(model, info, args.paths, top_k=args.top_k, tta=args.tta_mode or args.tta,
+    frame, bad = predict_files(model, info, paths_, top_k=args.top_k, tta=args.tta_mode or args.tta,
                                batch_size=args.batch_size, amp=device.type == "cuda", progress=False)
     seconds = time.perf_counter() - t0
+    try:
+        write_csv(out, frame)
+    except OSError as exc:
+        raise SystemExit(f"error: cannot write the predictions: {describe_os_error(exc)}") from None
     print(format_table(frame))  # the skipped files were logged (on stderr) as warnings
-    write_csv(args.out, frame)
     print(f"{len(frame)} image(s) predicted with {model_path} (run {info['run']}, tta {tta_mode(args.tta_mode or args.tta)}) "
-          f"on {device} in {seconds:.1f} s, {len(bad)} skipped -> {args.out}")
+          f"on {device} in {seconds:.1f} s, {len(bad)} skipped -> {out}")
     if bad and frame.empty:
         raise SystemExit(1)
 

@@ -172,7 +172,15 @@ def check_submittable(submission_csv: str | os.PathLike, record_json: str | os.P
             raise SystemExit(f"Cannot check {submission_csv}: no sample_submission.csv in {paths.kaggle_data_dir()}")
     classes = read_json(run_metrics)["classes"]
     try:
-        check_submission(pd.read_csv(submission_csv, dtype=str), read_ids(sample_submission), classes)
+        frame = pd.read_csv(submission_csv, dtype=str)
+    except pd.errors.EmptyDataError:
+        raise SystemExit(f"Refusing to submit {submission_csv}: the file is empty (no Id,Expected header); run "
+                         "the report (`make all`) again") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SystemExit(f"Refusing to submit {submission_csv}: not a readable CSV "
+                         f"({' '.join(str(exc).split())[:200]})") from None
+    try:
+        check_submission(frame, read_ids(sample_submission), classes)
     except SubmissionError as exc:
         raise SystemExit(f"Refusing to submit {submission_csv}: {exc}") from None
     return record
@@ -204,6 +212,12 @@ def submit_main(argv: list[str]) -> None:
     parser.add_argument("--message", help='default: "<run> <git commit>"')
     parser.add_argument("--competition", default=COMPETITION)
     args = parser.parse_args(argv)
+    from ..config.params import ParameterError, check_profile_name
+
+    try:
+        check_profile_name(args.profile)
+    except ParameterError as exc:
+        raise SystemExit(f"error: {exc}") from None
     submit(*submission_files(args.profile), message=args.message, competition=args.competition)
 
 

@@ -8,6 +8,8 @@ inside a notebook, after earlier runs have trained.
   weights and says so), not a failure;
 - the test set exists and every test image decodes (``on_bad_image: raise``), or the unreadable ones
   are listed (``skip``: the submission gives them the documented fallback prediction);
+- the test images and ``sample_submission.csv`` (when the data has one) name the same Ids, so the
+  report's submission cannot fail after all the training;
 - an ``answers`` file named by a run exists.
 
 Each failure is a ``PreflightError`` whose message names the parameter or the file and says what to do.
@@ -16,6 +18,7 @@ Structural checks (keys, values, runs that name runs, input size for the archite
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 from ..config.params import ParameterError
@@ -102,6 +105,30 @@ def check_test_set(p, layout: data.DatasetLayout, where: str) -> list[str]:
     return [Path(path).name for path, _ in report.bad_files]
 
 
+def check_sample_submission(layout: data.DatasetLayout, where: str) -> None:
+    """Every test image has a row in ``sample_submission.csv`` and every row an image (Kaggle scores
+    exactly the sample's Ids; the report's submission holds one row per test image)."""
+    sample = layout.sample_submission
+    if sample is None or layout.test_dir is None:
+        return
+    try:
+        with open(sample, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise PreflightError(f"{where}{sample}: cannot be read ({exc})") from None
+    if not rows or "Id" not in rows[0]:
+        raise PreflightError(f"{where}{sample}: no 'Id' column (the Kaggle sample submission has Id,Expected)")
+    ids = {r["Id"] for r in rows}
+    images = {p.name for p in layout.test_dir.iterdir()
+              if p.suffix.lower() in data.IMAGE_SUFFIXES and not p.name.startswith(".")}
+    for found, there, missing_from in ((images - ids, layout.test_dir, sample), (ids - images, sample, layout.test_dir)):
+        if found:
+            names = sorted(found, key=data.natural_key)
+            raise PreflightError(f"{where}{len(found)} Id(s) of {there} are not in {missing_from}, e.g. "
+                                 f"{', '.join(names[:5])}: the submission must hold exactly the sample "
+                                 "submission's Ids (add the rows or the images, or remove the extra ones)")
+
+
 def check_demo_scale(p, layout: data.DatasetLayout, where: str) -> None:
     """The drawn demo data was generated at the profile's ``demo_scale`` (two profiles may share data/demo)."""
     if p["dataset"] != "demo" or p.get("data_dir") or not layout.is_demo:
@@ -123,6 +150,7 @@ def check_run(p, layout: data.DatasetLayout, where: str) -> list[str]:
             notes.append(fetched)
     if p.kind in ("report", "eda"):
         skipped = check_test_set(p, layout, where)
+        check_sample_submission(layout, where)
         if skipped:
             notes.append(f"{len(skipped)} unreadable test image(s) will get the fallback prediction: {', '.join(skipped)}")
         try:

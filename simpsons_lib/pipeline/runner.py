@@ -19,9 +19,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +38,7 @@ from pathlib import Path
 sys.modules.setdefault("rfc3987_syntax", None)
 
 from ..config import params, paths  # noqa: E402
-from ..config.files import read_json, write_text  # noqa: E402
+from ..config.files import describe_os_error, read_json, write_text  # noqa: E402
 from ..config.params import ParameterError  # noqa: E402
 from ..data import demo as generator  # noqa: E402
 from ..data.layout import (DEMO_MARKER, DatasetNotFoundError, data_fingerprint, demo_scale_of,  # noqa: E402
@@ -60,8 +62,12 @@ def profile_lock(study: paths.StudyPaths):
     if os.environ.get(LOCK_ENV) == str(lock):
         yield
         return
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock, "a+") as f:
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(lock, "a+")
+    except OSError as exc:
+        raise PipelineError(f"cannot take the profile's lock: {describe_os_error(exc, lock)}") from None
+    with handle as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -83,16 +89,68 @@ def profile_lock(study: paths.StudyPaths):
 
 def locked(profile: str, command: list[str], plan_first: bool = False) -> int:
     """Run ``command`` (make) while holding the profile's lock, after the ``plan`` when ``plan_first``;
-    its children inherit the lock."""
+    its children inherit the lock.
+
+    The command runs in a process group of its own, and this process takes it down with it: Ctrl-C,
+    ``kill`` (SIGTERM) and a closed terminal (SIGHUP) are passed on to the group, and when this process's
+    parent dies (``kill -9`` of the top ``make``), the group is stopped too, so no orphaned run goes on
+    holding the study. The lock is released only when every process of the group has ended."""
+    params.profile_runs(profile)  # the profile's name is checked before any file is written
     with profile_lock(paths.StudyPaths(profile)):
         if plan_first:
             keys = plan(profile)
             print(f"plan: {len(keys)} runs of profile {profile} checked", flush=True)
-        child = subprocess.Popen(command)
+        parent = os.getppid()
+        child = subprocess.Popen(command, process_group=0)
+        stop = threading.Event()
+
+        def pass_on(signum, _frame):
+            _signal_group(child.pid, signum)
+
+        previous = {s: signal.signal(s, pass_on) for s in (signal.SIGTERM, signal.SIGHUP)}
+        watcher = threading.Thread(target=_stop_with_parent, args=(parent, child.pid, stop), daemon=True)
+        watcher.start()
         try:
-            return child.wait()
-        except KeyboardInterrupt:  # Ctrl-C reached make and its runs too: let them end cleanly
-            return child.wait() or 130
+            while True:
+                try:
+                    code = child.wait()
+                    break
+                except KeyboardInterrupt:  # Ctrl-C reached this process: the runs end cleanly too
+                    _signal_group(child.pid, signal.SIGINT)
+            if os.getppid() != parent:
+                code = code or 1
+            return code if code >= 0 else 128 - code
+        finally:
+            stop.set()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            _wait_for_group(child.pid)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
+
+
+def _stop_with_parent(parent: int, pgid: int, stop: threading.Event, every: float = 0.5) -> None:
+    """Stop the command's process group when this process's parent is gone (it was re-parented)."""
+    while not stop.wait(every):
+        if os.getppid() != parent:
+            print("error: the pipeline's parent process ended; stopping its runs", file=sys.stderr, flush=True)
+            _signal_group(pgid, signal.SIGTERM)
+            return
+
+
+def _wait_for_group(pgid: int, timeout: float = 60.0) -> None:
+    """Wait until no process of the group is left (a run cleaning up after a signal)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.1)
+    _signal_group(pgid, signal.SIGKILL)
 
 
 # --- plan (preflight) -------------------------------------------------------------------------------
@@ -125,6 +183,12 @@ def plan(profile: str) -> dict[str, dict]:
         }
         texts[run] = json.dumps(keys[run], indent=1) + "\n"
     recorded = {run: _recorded_keys(study.run(run)) for run in runs}
+    damaged = {}
+    for run in runs:
+        if recorded[run] == keys[run]:
+            damaged[run] = damaged_products(study.run(run))
+            if damaged[run]:
+                print(f"plan: {run}: {damaged[run]}: the run executes again", flush=True)
     for run, p in resolved.items():  # the preflight, for the runs that are about to run
         if recorded[run] != keys[run]:
             where = f"{paths.params_dir() / profile / (run + '.yaml')}: "
@@ -133,7 +197,10 @@ def plan(profile: str) -> dict[str, dict]:
     for run in resolved:
         rp = study.run(run)
         record.write_if_changed(rp.key_file, texts[run])
-        if recorded[run] == keys[run]:  # as executed: the key is no newer than the executed notebook
+        if damaged.get(run):  # newer than the executed notebook: make runs it again
+            now = max(time.time_ns(), rp.notebook.stat().st_mtime_ns + 1_000_000)
+            os.utime(rp.key_file, ns=(now, now))
+        elif recorded[run] == keys[run]:  # as executed: the key is no newer than the executed notebook
             stamp = rp.notebook.stat().st_mtime_ns
             os.utime(rp.key_file, ns=(stamp, stamp))
     lines = [f"RUNS := {' '.join(runs)}"]
@@ -143,6 +210,48 @@ def plan(profile: str) -> dict[str, dict]:
             lines.append(f"$(NB)/{run}.ipynb: {' '.join(f'$(NB)/{u}.ipynb' for u in upstream)}")
     record.write_if_changed(study.plan / "plan.mk", "\n".join(lines) + "\n")
     return keys
+
+
+def _sha1(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def products(rp: paths.RunPaths, kind: str) -> dict[str, dict]:
+    """What a finished run wrote (its results and its models folder), by path in the profile, with each
+    file's size, modification time and SHA-1: the manifest records them, the plan checks them."""
+    own = {rp.manifest, rp.notebook, rp.running_notebook, rp.report_html, rp.reader_html}
+    files = [f for f in _results(rp, kind) if f not in own and f.is_file()]
+    files += sorted(f for f in rp.models.glob("*") if f.is_file()) if rp.models.is_dir() else []
+    out = {}
+    for f in dict.fromkeys(files):
+        st = f.stat()
+        out[str(f.relative_to(rp.profile_dir))] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha1": _sha1(f)}
+    return out
+
+
+def damaged_products(rp: paths.RunPaths) -> str | None:
+    """Why a current run's record no longer stands, or None: a product its manifest records is missing or
+    changed (its size, or its SHA-1 when its time changed), or one of its HTML reports is missing."""
+    try:
+        recorded = read_json(rp.manifest).get("products")
+    except (OSError, ValueError):
+        return f"{rp.manifest} cannot be read"
+    problems = [f"{p.relative_to(rp.profile_dir)} is missing" for p in (rp.report_html, rp.reader_html)
+                if not p.is_file()]
+    for name, want in (recorded or {}).items():
+        f = rp.profile_dir / name
+        try:
+            st = f.stat()
+        except OSError:
+            problems.append(f"{name} is missing")
+            continue
+        if st.st_size != want["size"] or (st.st_mtime_ns != want["mtime_ns"] and _sha1(f) != want["sha1"]):
+            problems.append(f"{name} changed since the run wrote it")
+    return ", ".join(problems) or None
 
 
 def _recorded_keys(rp: paths.RunPaths) -> dict | None:
@@ -181,6 +290,60 @@ def _results(rp: paths.RunPaths, kind: str) -> list[Path]:
     return rp.results() + extra
 
 
+def dependants(profile: str, run: str) -> list[str]:
+    """The runs of ``profile`` that read ``run``'s results, directly or through others, in study order."""
+    runs = params.profile_runs(profile)
+    reads = {}
+    for r in runs:
+        try:
+            reads[r] = (params.resolve(profile, r).kind, set(params.upstream_runs(params.resolve(profile, r))))
+        except ParameterError:
+            continue
+    found: list[str] = []
+    grew = True
+    while grew:
+        grew = False
+        for r, (_, upstream) in reads.items():
+            if r != run and r not in found and upstream & {run, *found}:
+                found.append(r)
+                grew = True
+    return [r for r in runs if r in found]
+
+
+def invalidate_dependants(profile: str, run: str) -> list[str]:
+    """Remove the results of every run that reads ``run`` (its report, submission, ensemble), as a failed
+    run's own are: nothing built on a failed run stays looking current. Returns the runs affected."""
+    study, affected = paths.StudyPaths(profile), []
+    for r in dependants(profile, run):
+        rp = study.run(r)
+        present = [f for f in _results(rp, params.resolve(profile, r).kind) if f.exists()]
+        _remove(present)
+        if present:
+            affected.append(r)
+    return affected
+
+
+def _rebuild_index(study: paths.StudyPaths, profile: str) -> None:
+    """The index page after a failure: it shows the failed run and what is gone; never fails itself."""
+    try:
+        index_page.build(study, params.profile_runs(profile))
+    except Exception as exc:  # noqa: BLE001 - the run's own error is the one to report
+        print(f"[index] not rebuilt after the failure: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def _terminated_as_interrupt():
+    """SIGTERM and SIGHUP end a run as Ctrl-C does (its results removed, the kernel shut down)."""
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 def _keep_failed_notebook(running: Path, failed: Path) -> None:
     """Keep the executed notebook as ``<run>.FAILED.ipynb`` when it is valid JSON; else remove it."""
     try:
@@ -213,7 +376,8 @@ def run_notebook(profile: str, run: str) -> Path:
     import papermill
 
     study = paths.StudyPaths(profile)
-    with profile_lock(study):
+    params.profile_runs(profile)  # the profile's name is checked before any file is written
+    with profile_lock(study), _terminated_as_interrupt():
         p = params.resolve(profile, run)
         layout = find_study_layout(p)
         keys = plan(profile)[run] if not study.run(run).key_file.is_file() else read_json(study.run(run).key_file)
@@ -241,12 +405,15 @@ def run_notebook(profile: str, run: str) -> Path:
             manifest.write(rp.manifest, run=run, kind=p.kind, notebook=p.notebook, parameters=dict(p), keys=keys,
                            data={"root": str(layout.root), "demo": layout.is_demo, "sha1": keys["data"]},
                            metrics=metrics, started=started.isoformat(timespec="seconds"),
-                           finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), seconds=seconds)
+                           finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), seconds=seconds,
+                           products=products(rp, p.kind))
             render_html(rp.running_notebook, rp)
             os.replace(rp.running_notebook, rp.notebook)  # last: the target exists only when all succeeded
         except BaseException as exc:
             _remove(_results(rp, p.kind))
+            dependants = invalidate_dependants(profile, run)
             _keep_failed_notebook(rp.running_notebook, rp.failed_notebook)
+            _rebuild_index(study, profile)
             where = f" (the executed notebook is {rp.failed_notebook})" if rp.failed_notebook.exists() else ""
             if isinstance(exc, papermill.PapermillExecutionError):
                 cause = f"cell {exc.exec_count}: {exc.ename}: {exc.evalue.splitlines()[0] if exc.evalue else ''}"
@@ -254,7 +421,8 @@ def run_notebook(profile: str, run: str) -> Path:
                 cause = "interrupted"
             else:
                 cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            raise PipelineError(f"[{run}] FAILED in {cause}{where}") from None
+            also = f"; the results of {', '.join(dependants)}, which read it, are removed too" if dependants else ""
+            raise PipelineError(f"[{run}] FAILED in {cause}{where}{also}") from None
     print(f"[{run}] done in {seconds:.0f} s -> {rp.notebook}", flush=True)
     return rp.notebook
 
@@ -319,6 +487,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"demo data: {demo_data(args.profile, args.scale, args.if_needed)}")
     except (ParameterError, DatasetNotFoundError, FileNotFoundError, FileExistsError, PipelineError) as exc:
         raise SystemExit(f"error: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"error: {describe_os_error(exc)}") from None
     except KeyboardInterrupt:
         raise SystemExit(f"error: {args.cmd} interrupted") from None
 

@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ..config import params as parameters
 from ..config.files import atomic_path
 from .models import build_model_from_params
 
@@ -113,12 +114,13 @@ class ExportError(ValueError):
 # --- the slim export ------------------------------------------------------------------------------
 
 def export_model(path: str | Path, model: torch.nn.Module, classes: Sequence[str], params,
-                 half: bool = False) -> Path:
+                 half: bool = False, epoch: int | None = None, fingerprint: str | None = None) -> Path:
     """Write ``model``'s weights, ``classes`` and the parameters that rebuild it (``REBUILD_KEYS``,
     plus ``run_name`` and ``title`` when ``params`` has them) to ``path``, atomically.
 
     ``half``: store floating-point weights as float16 (half the file; ``load_model`` brings them back
-    to float32, so predictions differ slightly from the original model's)."""
+    to float32, so predictions differ slightly from the original model's). ``epoch`` and ``fingerprint``
+    (the training fingerprint) say whose weights these are: a re-run reuses them only when they match."""
     missing = [k for k in REBUILD_KEYS if k not in params]
     if missing:
         raise KeyError(f"export_model: params lack {', '.join(missing)} (needed to rebuild the model)")
@@ -130,6 +132,8 @@ def export_model(path: str | Path, model: torch.nn.Module, classes: Sequence[str
         "params": {k: params[k] for k in REBUILD_KEYS},
         "run": params.get("run_name"),
         "title": params.get("title"),
+        "epoch": epoch,
+        "fingerprint": fingerprint,
     }
     return write_torch_file(path, payload)
 
@@ -144,10 +148,11 @@ def export_checkpoint(checkpoint: str | Path, path: str | Path | None = None, ha
     p = ckpt["params"]
     model = build_model_from_params(p, len(ckpt["classes"]), weights=None)
     model.load_state_dict(ckpt["model_state"])
-    return export_model(path or checkpoint.with_name("model.pt"), model, ckpt["classes"], p, half=half)
+    return export_model(path or checkpoint.with_name("model.pt"), model, ckpt["classes"], p, half=half,
+                        epoch=ckpt.get("epoch"), fingerprint=ckpt.get("fingerprint"))
 
 
-def _read_export(path: Path) -> dict:
+def read_export(path: Path) -> dict:
     """An export's payload, checked; anything but an export of this library raises ``ExportError``."""
     if not path.is_file():
         raise FileNotFoundError(f"no such model file: {path}")
@@ -163,12 +168,24 @@ def _read_export(path: Path) -> dict:
     missing += [f"params.{k}" for k in REBUILD_KEYS if k not in payload.get("params", {})]
     if missing:
         raise ExportError(f"{path}: model export lacks {', '.join(missing)}")
+    classes = payload["classes"]
+    if not isinstance(classes, (list, tuple)) or not classes or not all(isinstance(c, str) for c in classes):
+        raise ExportError(f"{path}: model export's classes must be a non-empty list of names")
+    p = payload["params"]
+    try:
+        for key in REBUILD_KEYS:
+            parameters.check_value(key, parameters.TRAIN[key], p[key])
+        if p["image_size"] < parameters.min_input_size(p["arch"]):
+            raise parameters.ParameterError(f"parameter 'image_size': {p['arch']} needs at least "
+                                            f"{parameters.min_input_size(p['arch'])} px, got {p['image_size']}")
+    except parameters.ParameterError as exc:
+        raise ExportError(f"{path}: not a usable model export ({exc})") from None
     return payload
 
 
 def load_weights(model: torch.nn.Module, path: str | Path) -> torch.nn.Module:
     """Load an export's weights into ``model`` (of the same architecture), in place."""
-    payload = _read_export(Path(path))
+    payload = read_export(Path(path))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()})
     return model
 
@@ -177,9 +194,12 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[to
     """Rebuild an exported model on ``device``, in eval mode. ``info``: ``classes``, ``params``,
     ``run``, ``title``, ``path``. Anything but an export of this library raises ``ExportError``."""
     path = Path(path)
-    payload = _read_export(path)
+    payload = read_export(path)
     p, classes = payload["params"], list(payload["classes"])
-    model = build_model_from_params(p, len(classes), weights=None)
+    try:
+        model = build_model_from_params(p, len(classes), weights=None)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ExportError(f"{path}: its parameters build no model ({type(exc).__name__}: {_one_line(exc)})") from None
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import platform
 
 import pandas as pd
@@ -13,11 +14,13 @@ from ..config.paths import RunPaths
 from ..data.datasets import DeviceBatchLoader
 from ..data.study import StudyData
 from . import devices, loop, optim
-from .checkpoints import export_model, load_weights
+from .checkpoints import export_model
 from .class_scores import worst_classes_from_metrics
 from .evaluation import compute_metrics, predict, prediction_frame
 from .models import build_model_from_params, count_parameters
 from .transforms import BatchAugment, PerClassTransform, batch_mixing, eval_transform, labels_of
+
+log = logging.getLogger(__name__)
 
 
 def worst_classes(p, rp: RunPaths, classes: list[str]) -> list[str]:
@@ -81,25 +84,37 @@ def make_val_loader(p, study: StudyData, device: torch.device):
 
 def train_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, worst: list[str],
                 progress: bool | None = None, after_epoch=None) -> loop.FitResult:
+    """Train (or resume, or reuse the finished) run ``p`` with ``loop.fit``. When the best epoch's weights
+    cannot be had (``loop.BestWeightsLost``: ``best.pt`` or ``model.pt`` deleted or of another epoch), the
+    run says so in one line and trains again from its initial weights, as a fresh run would."""
+    initial = {k: v.detach().clone() for k, v in model.state_dict().items()}
     device = devices.select_device(p["device"])
-    devices.seed_everything(p["seed"])
-    train_loader = make_train_loader(p, study, device, worst)
-    val_loader = make_val_loader(p, study, device)
-    optimizer = optim.build_optimizer(optim.parameter_groups(model, p), p["optimizer"], p["lr"], p["weight_decay"],
-                                      p["momentum"])
-    scheduler = optim.build_scheduler(optimizer, p["scheduler"], p["epochs"], p["step_size"], p["gamma"],
-                                      p["warmup_epochs"], len(train_loader))
-    meta = {**params.training_values(p), "worst_classes_used": worst, "loader_used": loader_kind(p, device, study),
-            "data": study.fingerprint, "weights_used": getattr(model, "weights_used", None)}
-    result = loop.fit(model, train_loader, val_loader, epochs=p["epochs"], optimizer=optimizer, scheduler=scheduler,
-                     device=device, amp=p["amp"], monitor=p["monitor"], patience=p["patience"],
-                     checkpoint_dir=rp.models, history_csv=rp.history_csv, classes=study.classes, meta=meta,
-                     resume=p["resume"], progress=progress, after_epoch=after_epoch,
-                     label_smoothing=p["label_smoothing"],
-                     batch_transform=batch_mixing(p["mixup_alpha"], p["cutmix_alpha"], study.n_classes))
-    if not result.best_checkpoint.exists() and rp.model_file.exists():  # finished and exported before
-        load_weights(model, rp.model_file)
-    return result
+    for attempt in (1, 2):
+        devices.seed_everything(p["seed"])
+        train_loader = make_train_loader(p, study, device, worst)
+        val_loader = make_val_loader(p, study, device)
+        optimizer = optim.build_optimizer(optim.parameter_groups(model, p), p["optimizer"], p["lr"],
+                                          p["weight_decay"], p["momentum"])
+        scheduler = optim.build_scheduler(optimizer, p["scheduler"], p["epochs"], p["step_size"], p["gamma"],
+                                          p["warmup_epochs"], len(train_loader))
+        meta = {**params.training_values(p), "worst_classes_used": worst,
+                "loader_used": loader_kind(p, device, study), "data": study.fingerprint,
+                "weights_used": getattr(model, "weights_used", None)}
+        try:
+            return loop.fit(model, train_loader, val_loader, epochs=p["epochs"], optimizer=optimizer,
+                            scheduler=scheduler, device=device, amp=p["amp"], monitor=p["monitor"],
+                            patience=p["patience"], checkpoint_dir=rp.models, history_csv=rp.history_csv,
+                            classes=study.classes, meta=meta, resume=p["resume"] and attempt == 1,
+                            progress=progress, after_epoch=after_epoch, label_smoothing=p["label_smoothing"],
+                            batch_transform=batch_mixing(p["mixup_alpha"], p["cutmix_alpha"], study.n_classes),
+                            export_path=rp.model_file)
+        except loop.BestWeightsLost as exc:
+            if attempt == 2:
+                raise
+            log.warning("%s: %s; training the run again from scratch", p["run_name"], exc)
+            model.load_state_dict(initial)
+            for stale in (rp.last_checkpoint, rp.best_checkpoint, rp.model_file):
+                stale.unlink(missing_ok=True)
 
 
 def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, result: loop.FitResult,
@@ -126,7 +141,7 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
     write_json(rp.metrics_json, metrics)
     # The finished run's weights-only export, what predict and the report load, replaces best.pt (the
     # same weights); last.pt keeps the run's record (history, fingerprint), so a re-run does not train.
-    export_model(rp.model_file, model, study.classes, p)
+    export_model(rp.model_file, model, study.classes, p, epoch=result.best_epoch, fingerprint=result.fingerprint)
     if result.finished:
         result.best_checkpoint.unlink(missing_ok=True)
     return metrics, predictions

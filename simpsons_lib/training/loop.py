@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 
 from ..config.console import progress_enabled, report_epoch
 from ..config.files import write_csv
-from .checkpoints import (OPTIMIZER_KEYS, WEIGHTS_KEYS, CheckpointError, load_checkpoint, rng_state, save_checkpoint,
-                          set_rng_state)
+from ..config.files import read_json, write_json
+from .checkpoints import (OPTIMIZER_KEYS, WEIGHTS_KEYS, CheckpointError, ExportError, load_checkpoint, load_weights,
+                          read_export, rng_state, save_checkpoint, set_rng_state)
 from .devices import autocast, to_device, to_training_device
 from .evaluation import compute_metrics, predict
 from .fingerprint import training_fingerprint
@@ -31,6 +32,12 @@ from .fingerprint import training_fingerprint
 log = logging.getLogger(__name__)
 
 TIMING_COLUMNS = ("seconds", "train_images_per_s")
+TIMINGS_FILE = "timings.json"  # beside last.pt: the epochs' times, which no checkpoint holds
+
+
+class BestWeightsLost(CheckpointError):
+    """The best epoch's weights cannot be had (``best.pt`` missing or of another epoch, and no export of
+    that epoch): the run must be trained again. The one-line message says what was found."""
 
 
 def params_fingerprint(meta: dict) -> str:
@@ -49,6 +56,8 @@ class FitResult:
     device: str
     resumed_from: int | None = None
     finished: bool = False  # every epoch done (or stopped early): nothing left to resume
+    fingerprint: str = ""   # the training fingerprint the checkpoints (and the export) carry
+    weights_from: str = ""  # where the best epoch's weights came from: memory, best.pt or model.pt
 
     @property
     def train_seconds(self) -> float:
@@ -146,9 +155,24 @@ def resumed_state(last_path: Path, fingerprint: str, model: torch.nn.Module, opt
         log.info("Reusing the finished run in %s (epoch %d): nothing to train", last_path, state["epoch"])
     else:
         log.info("Resuming from %s (epoch %d done)", last_path, state["epoch"])
-    return FitState(history=state["history"], best_score=state["best_score"], best_epoch=state["best_epoch"],
-                    stale=state["stale"], next_epoch=state["epoch"] + 1, resumed_from=state["epoch"] + 1,
-                    finished=finished)
+    return FitState(history=with_timings(state["history"], last_path.with_name(TIMINGS_FILE)),
+                    best_score=state["best_score"], best_epoch=state["best_epoch"], stale=state["stale"],
+                    next_epoch=state["epoch"] + 1, resumed_from=state["epoch"] + 1, finished=finished)
+
+
+def without_timings(history: list[dict]) -> list[dict]:
+    """The history as checkpoints hold it: no wall-clock columns, so two identical runs give the same bytes."""
+    return [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in history]
+
+
+def with_timings(history: list[dict], timings_file: Path) -> list[dict]:
+    """A checkpoint's history with the epochs' times from ``timings.json`` (NaN where none is recorded)."""
+    try:
+        times = {int(t["epoch"]): t for t in read_json(timings_file)}
+    except (OSError, ValueError, KeyError, TypeError):
+        times = {}
+    return [{**row, **{k: times.get(row["epoch"], {}).get(k, float("nan")) for k in TIMING_COLUMNS}}
+            for row in history]
 
 
 def record_epoch(state: FitState, row: dict, monitor: str, patience: int, epochs: int) -> bool:
@@ -170,12 +194,16 @@ def record_epoch(state: FitState, row: dict, monitor: str, patience: int, epochs
 def save_epoch(state: FitState, improved: bool, model: torch.nn.Module, optimizer, scheduler, train_loader, *,
                best_path: Path, last_path: Path, classes: list[str], meta: dict, fingerprint: str) -> None:
     """``best.pt`` when the epoch is the best; ``last.pt`` always: with the optimizer, scheduler and RNG
-    states while the run goes on, and once finished only the run's record (its weights are best.pt's)."""
-    row = state.history[-1]
+    states while the run goes on, and once finished only the run's record (its weights are best.pt's).
+    The epochs' times go to ``timings.json`` beside them, so the checkpoints depend on nothing but the
+    run's inputs: two identical runs give byte-identical files."""
+    history = without_timings(state.history)
     payload = {"model_state": model.state_dict(), "classes": list(classes), "params": meta,
-               "fingerprint": fingerprint, "epoch": row["epoch"], "metrics": row, "history": state.history,
+               "fingerprint": fingerprint, "epoch": history[-1]["epoch"], "metrics": history[-1], "history": history,
                "best_score": state.best_score, "best_epoch": state.best_epoch, "stale": state.stale,
                "finished": state.finished}
+    write_json(last_path.with_name(TIMINGS_FILE),
+               [{"epoch": row["epoch"], **{k: row[k] for k in TIMING_COLUMNS if k in row}} for row in state.history])
     if improved:
         save_checkpoint(best_path, payload)
     if state.finished:
@@ -201,7 +229,7 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         checkpoint_dir: str | Path, history_csv: str | Path | None = None, classes: list[str],
         meta: dict | None = None, resume: bool = True, progress: bool | None = None,
         after_epoch: Callable[[int], None] | None = None, label_smoothing: float = 0.0,
-        batch_transform: Callable | None = None) -> FitResult:
+        batch_transform: Callable | None = None, export_path: str | Path | None = None) -> FitResult:
     """Train ``model``; keep ``best.pt`` (by ``monitor``) and ``last.pt`` in ``checkpoint_dir``.
 
     Each checkpoint holds the model state, class names, ``meta`` (the run's parameters), the epoch,
@@ -210,8 +238,10 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     ``resume``, a ``last.pt`` whose ``meta`` matches continues from the epoch after it, exactly as an
     uninterrupted run (``resumed_state``). Once the run is finished (last epoch or early stop), ``last.pt`` is
     rewritten without those states, still marked finished, so a re-run with the same parameters returns
-    at once. The model ends with the best weights loaded when ``best.pt`` exists (a finished, evaluated
-    run keeps them in its export instead: ``FitResult.finished`` tells).
+    at once. The model ends with the best epoch's weights, provably (``load_best_weights``): those it
+    holds when its last epoch was the best, else ``best.pt``'s, else those of the finished run's export
+    ``export_path``, each only when it records the best epoch and the run's fingerprint; when none
+    does, ``BestWeightsLost`` is raised (``experiment.train_model`` then trains the run again).
 
     The loss is cross-entropy with ``label_smoothing``; ``batch_transform`` (MixUp/CutMix) mixes each
     training batch (see ``train_epoch``). A scheduler with ``per_step`` (``WarmupCosine``) is stepped
@@ -233,6 +263,7 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     per_step = bool(getattr(scheduler, "per_step", False))
     state = resumed_state(last_path, fingerprint, model, optimizer, scheduler, train_loader) if resume else FitState()
+    trained_epoch = None  # the last epoch trained in this call: the weights the model holds
 
     for epoch in range(state.next_epoch, epochs + 1):
         if state.finished:
@@ -249,6 +280,7 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
                **validate_epoch(model, val_loader, device, amp, classes), "lr": lr,
                "seconds": time.perf_counter() - start, "train_images_per_s": seen / train_seconds}
         improved = record_epoch(state, row, monitor, patience, epochs)
+        trained_epoch = epoch
         save_epoch(state, improved, model, optimizer, scheduler, train_loader, best_path=best_path,
                    last_path=last_path, classes=classes, meta=meta, fingerprint=fingerprint)
         if history_csv is not None:
@@ -263,7 +295,40 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
 
     if history_csv is not None and state.history:
         write_csv(history_csv, pd.DataFrame(state.history))  # also when a finished run was only reloaded
-    if best_path.exists():
-        model.load_state_dict(load_checkpoint(best_path, map_location=device, required=WEIGHTS_KEYS)["model_state"])
+    weights_from = load_best_weights(model, state.best_epoch, fingerprint, trained_epoch=trained_epoch,
+                                     best_path=best_path, export_path=export_path, device=device)
     return FitResult(pd.DataFrame(state.history), state.best_epoch, state.best_score, best_path, last_path,
-                     str(device), state.resumed_from, state.finished)
+                     str(device), state.resumed_from, state.finished, fingerprint, weights_from)
+
+
+def load_best_weights(model: torch.nn.Module, best_epoch: int, fingerprint: str, *, trained_epoch: int | None,
+                      best_path: Path, export_path: str | Path | None, device) -> str:
+    """Put the best epoch's weights in ``model`` from a source that proves it is that epoch's: the model
+    itself when ``trained_epoch`` (the epoch it last trained) is the best; ``best.pt`` or the export when it
+    records ``best_epoch`` and ``fingerprint``. Returns the source; raises ``BestWeightsLost`` otherwise."""
+    if trained_epoch is not None and trained_epoch == best_epoch:
+        return "memory"
+    found = []
+    if best_path.exists():
+        ckpt = load_checkpoint(best_path, map_location=device, required=WEIGHTS_KEYS)
+        if ckpt.get("epoch") == best_epoch and ckpt.get("fingerprint") == fingerprint:
+            model.load_state_dict(ckpt["model_state"])
+            return best_path.name
+        found.append(f"{best_path} holds epoch {ckpt.get('epoch')}"
+                     + ("" if ckpt.get("fingerprint") == fingerprint else " of other parameters"))
+    else:
+        found.append(f"{best_path} is missing")
+    if export_path is not None and Path(export_path).exists():
+        try:
+            payload = read_export(Path(export_path))
+        except ExportError as exc:
+            found.append(str(exc))
+        else:
+            if payload.get("epoch") == best_epoch and payload.get("fingerprint") == fingerprint:
+                load_weights(model, export_path)
+                return Path(export_path).name
+            found.append(f"{export_path} holds epoch {payload.get('epoch')}"
+                         + ("" if payload.get("fingerprint") == fingerprint else " of other parameters"))
+    elif export_path is not None:
+        found.append(f"{export_path} is missing")
+    raise BestWeightsLost(f"the best epoch's (epoch {best_epoch}) weights cannot be had: {'; '.join(found)}")
