@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -383,3 +384,39 @@ def test_two_identical_runs_write_byte_identical_checkpoints_and_exports(train_p
     # the times are kept beside the checkpoints, and a resumed history still has them
     history = fit_run(p)[3].history
     assert history["seconds"].notna().all() and (history["seconds"] > 0).all()
+
+
+# --- the pipeline stops with its make -----------------------------------------------------------------------
+
+def test_kill_9_of_an_outer_make_stops_the_locked_command_and_frees_the_lock(params_root, tmp_path):
+    """``make demo`` runs ``make pipeline``, which runs the locked command: killing the outer make
+    (kill -9) stops the command's whole process group; the fast end-to-end case is in test_pipeline."""
+    marker = tmp_path / "child.pid"
+    makefile = tmp_path / "Makefile"
+    makefile.write_text(
+        "outer:\n\t$(MAKE) -f $(firstword $(MAKEFILE_LIST)) inner\n"
+        f"inner:\n\t{sys.executable} -m simpsons_lib.pipeline locked --profile smoke -- "
+        f"bash -c 'echo $$$$ > {marker}; sleep 120'\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE") and k != "MFLAGS"}
+    top = subprocess.Popen(["make", "-s", "-f", str(makefile), "outer"], cwd=REPO, env=env, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not marker.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    child = int(marker.read_text())
+    os.kill(top.pid, 9)
+    top.wait()
+    killed = time.time()
+    while time.time() < killed + 15:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, 9)
+        pytest.fail("the locked command outlived the make that started it")
+    lock = tmp_path / "outputs" / "smoke" / ".lock"
+    while time.time() < killed + 15 and "pid" in lock.read_text():
+        time.sleep(0.1)
+    assert lock.read_text() == ""  # released: a new pipeline may start

@@ -454,8 +454,9 @@ def test_a_deleted_export_is_noticed_and_made_again(smoke):
     assert result.returncode == 0, result.stderr[-2000:]
     assert runs_executed(out, started) == ["resnet50", "report"]
     assert model.read_bytes() == before  # trained again (no checkpoint held the weights), to the same bytes
-    log = (out / "notebooks" / "resnet50.ipynb").read_text()
-    assert "model.pt is missing; training the run again from scratch" in log
+    nb = nbformat.read(out / "notebooks" / "resnet50.ipynb", as_version=4)
+    log = " ".join(" ".join(str(o.get("text", "")) for o in c.get("outputs", [])) for c in nb.cells).split()
+    assert "model.pt is missing; training the run again from scratch" in " ".join(log)
     changed = out / "metrics" / "mid_cnn_val_predictions.csv"
     changed.write_text(changed.read_text().replace("0.", "1.", 1))
     assert "mid_cnn_val_predictions.csv changed since the run wrote it" in make("-n", "pipeline").stdout
@@ -508,7 +509,9 @@ def test_kill_9_of_the_top_make_stops_the_whole_pipeline(smoke):
         assert _lock_is_free(out / ".lock"), "the orphaned pipeline still holds the study"
         time.sleep(3)
         assert [c for c in _processes_in(repo) + _processes_in(repo / "notebooks") if "simpsons_lib" in c] == []
-        assert run_starts(out).get("report") == started["report"]  # the study did not go on without its make
+        # the study did not go on without its make: the report never ran again (the interrupted run took its
+        # results down, as Ctrl-C does)
+        assert run_starts(out).get("report") in (None, started["report"])
         assert not (out / "notebooks" / "simple_cnn.ipynb").exists()
         assert not (out / "notebooks" / "simple_cnn.running.ipynb").exists()
         assert stopped < 30, stopped

@@ -117,7 +117,7 @@ def locked(profile: str, command: list[str], plan_first: bool = False) -> int:
                     break
                 except KeyboardInterrupt:  # Ctrl-C reached this process: the runs end cleanly too
                     _signal_group(child.pid, signal.SIGINT)
-            if os.getppid() != parent:
+            if os.getppid() != parent or not stop.is_set() and not watcher.is_alive():
                 code = code or 1
             return code if code >= 0 else 128 - code
         finally:
@@ -132,11 +132,43 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+def _ancestors() -> list[int]:
+    """This process's parent, its parent and so on (``make demo`` -> ``make pipeline`` -> here, then the
+    shell), up to but not including pid 1; just the parent where ``/proc`` is missing."""
+    chain, pid = [], os.getppid()
+    while pid > 1 and len(chain) < 64:
+        chain.append(pid)
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            break
+        pid = int(stat[stat.rindex(")") + 2:].split()[1])  # the field after the state: the parent's pid
+    return chain or [os.getppid()]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rindex(")") + 2:].split()[0] != "Z"
+
+
 def _stop_with_parent(parent: int, pgid: int, stop: threading.Event, every: float = 0.5) -> None:
-    """Stop the command's process group when this process's parent is gone (it was re-parented)."""
+    """Stop the command's process group when a ``make`` above this process is gone (``kill -9``): this
+    process is re-parented, or one of its ancestors no longer exists."""
+    watched = _ancestors()
     while not stop.wait(every):
-        if os.getppid() != parent:
-            print("error: the pipeline's parent process ended; stopping its runs", file=sys.stderr, flush=True)
+        if os.getppid() != parent or not all(map(_alive, watched)):
+            print("error: the make that started the pipeline has ended; stopping its runs", file=sys.stderr,
+                  flush=True)
             _signal_group(pgid, signal.SIGTERM)
             return
 

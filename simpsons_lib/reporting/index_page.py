@@ -63,10 +63,12 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     import jinja2
 
     found = {p.stem: read_json(p) for p in study.manifests.glob("*.json")} if study.manifests.is_dir() else {}
-    order = [r for r in (order or []) if r in found]
+    runs = list(order or [])
+    order = [r for r in runs if r in found]
     order += sorted((r for r in found if r not in order), key=lambda r: found[r]["started"])
     manifests = [found[r] for r in order]
     rows, thumbs, weights_used, tested = [], [], {}, _test_scores(study)
+    failed = [r for r in runs if study.run(r).failed_notebook.is_file() and not study.run(r).notebook.is_file()]
     for m in manifests:
         rp = study.run(m["run"])
         if m["kind"] != "train" or not rp.metrics_json.is_file():
@@ -96,7 +98,9 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     files = [(f.name, f"../metrics/{f.name}") for f in [study.evolution_csv] if f.is_file()]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     page = env.get_template("index.html.j2").render(
-        profile=study.profile, notes=_notes(manifests, weights_used), rows=rows, thumbs=thumbs, links=links, chart=chart,
+        profile=study.profile, notes=[*(f"{r} failed: its executed notebook is notebooks/{r}.FAILED.ipynb; its "
+                                        "results, and those of the runs that read them, are removed until it runs "
+                                        "again" for r in failed), *_notes(manifests, weights_used)], rows=rows, thumbs=thumbs, links=links, chart=chart,
         headers=["run", "title", "val micro-F1", "val macro-F1", "accuracy", "test micro-F1 (on the test answers)",
                  "epochs", "train s", "device"],
         submission=submission, files=files, generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
