@@ -1,8 +1,9 @@
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from simpsons_lib.config import paths
+from simpsons_lib.config import params, paths
 from simpsons_lib.data import study
 from simpsons_lib.training import checkpoints
 from simpsons_lib.training import devices
@@ -157,3 +158,69 @@ def test_a_trained_demo_models_grad_cam_favours_the_character(train_params, tiny
     assert check["maps with evidence"] >= 10, check
     assert check["mass inside the box"] > check["box share of the image"] + 0.05, check
     assert check["maps favouring the character"] > check["maps with evidence"] / 2, check
+
+
+# --- EMA of the weights and class-balanced sampling ---------------------------------------------------------
+
+def test_ema_weights_are_the_ones_validated_chosen_and_kept(train_params):
+    p = train_params(run_name="ema", epochs=2, batch_size=64, ema_decay=0.9)
+    raw = {}
+
+    def keep_raw(epoch):  # what the optimizer trained, before the average
+        raw[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    rp = paths.run_paths(p)
+    s = study.load_study(p, image_size=p.image_size)
+    model = experiment.make_model(p, s)
+    result = experiment.train_model(model, s, p, rp, [], after_epoch=keep_raw)
+    best = checkpoints.load_checkpoint(rp.best_checkpoint)
+    assert best["epoch"] == result.best_epoch
+    for key, value in model.state_dict().items():  # the model ends with the best epoch's average ...
+        torch.testing.assert_close(value, best["model_state"][key])
+    differs = [k for k, v in model.state_dict().items() if v.is_floating_point()
+               and not torch.equal(v, raw[result.best_epoch][k])]
+    assert differs  # ... not with the weights the optimizer left at that epoch
+    metrics, _ = experiment.evaluate_model(model, s, p, rp, result, [])
+    assert metrics["micro_f1"] == pytest.approx(result.history["val_micro_f1"].max())  # validated on the average
+
+
+def test_an_interrupted_ema_run_resumes_exactly(train_params, tmp_path, monkeypatch):
+    p = train_params(run_name="ema_r", epochs=3, batch_size=64, resume=True, ema_decay=0.8)
+    full = run(p)[3]
+    monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "interrupted"))
+    resumed = interrupted_then_resumed(p)
+    assert resumed.resumed_from == 2
+    pd.testing.assert_frame_equal(without_timing(resumed.history), without_timing(full.history))
+
+
+def test_balanced_sampling_draws_rare_classes_as_often_as_common_ones():
+    from simpsons_lib.data.datasets import DeviceBatchLoader, balanced_weights
+    labels = torch.tensor([0] * 900 + [1] * 100)
+    weights = balanced_weights(labels, power=1.0)
+    assert torch.allclose(weights[:900], torch.full((900,), 1 / 900, dtype=torch.float64))
+
+    def drawn(loader):
+        return torch.cat([batch_labels for _, batch_labels in loader])
+
+    dataset = torch.utils.data.TensorDataset(torch.zeros(1000, 1), labels)
+    one = drawn(devices.make_loader(dataset, 100, shuffle=True, seed=3, weights=weights))
+    assert len(one) == 1000 and 0.4 < (one == 1).float().mean() < 0.6  # natural: 0.1
+    assert torch.equal(one, drawn(devices.make_loader(dataset, 100, shuffle=True, seed=3, weights=weights)))
+    root = balanced_weights(labels, power=0.5)  # in proportion to sqrt(count): 30 : 10
+    share = (drawn(devices.make_loader(dataset, 100, shuffle=True, seed=3, weights=root)) == 1).float().mean()
+    assert 0.18 < share < 0.32
+    images = np.zeros((1000, 4, 4, 3), dtype=np.uint8)
+    gpu_path = DeviceBatchLoader(images, np.arange(1000), labels.numpy(), 100, shuffle=True, seed=3, device="cpu",
+                                 transform=lambda x, y, g: x, weights=weights)
+    same_draw = drawn(gpu_path)
+    assert 0.4 < (same_draw == 1).float().mean() < 0.6 and torch.equal(same_draw, drawn(
+        DeviceBatchLoader(images, np.arange(1000), labels.numpy(), 100, shuffle=True, seed=3, device="cpu",
+                          transform=lambda x, y, g: x, weights=weights)))
+
+
+def test_a_balanced_run_trains_and_is_its_own_run(train_params):
+    natural = train_params(run_name="nat", epochs=1, batch_size=64)
+    balanced = train_params(run_name="bal", epochs=1, batch_size=64, sampling="balanced", balance_power=1.0)
+    assert params.training_values(natural) != params.training_values(balanced)
+    result = run(balanced)[3]
+    assert len(result.history) == 1 and result.history["train_loss"].notna().all()

@@ -153,6 +153,15 @@ TRAIN = {
     "weights_fallback": Spec(STR, "error", "when named torchvision weights cannot be had (not cached in TORCH_HOME, "
                              "not downloadable): error, or random (train from random weights and say so; not on "
                              "the Kaggle data)", check=_one_of(*choices.WEIGHTS_FALLBACKS)),
+    "ema_decay": Spec(FLOAT, 0.0, "exponential moving average of the weights (torch's swa_utils.AveragedModel, "
+                      "buffers included), updated after every step with this decay; validated, chosen by epoch and "
+                      "exported from the average (0 = off; typical 0.99-0.9999)", check=_range(0, 1)),
+    "sampling": Spec(STR, "natural", "how training images are drawn each epoch: natural (each once, shuffled: the "
+                     "recipe) or balanced (drawn with replacement, an image of class c with weight "
+                     "count(c)^-balance_power, seeded like the rest)", check=_one_of(*choices.SAMPLING)),
+    "balance_power": Spec(FLOAT, 0.5, "sampling balanced: 1 draws every class equally often, 0.5 in proportion "
+                          "to the square root of its count, 0 as natural (but with replacement)",
+                          check=_range(0, 1)),
     "tta": Spec(STR, "none", "test-time augmentation of the final validation: none, flip or flip+scales "
                 "(the best epoch is still chosen without it)", check=_one_of(*choices.TTA_MODES),
                 trains=False),
@@ -290,6 +299,9 @@ def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
         if values["lr_decay"] != 1.0 and values["arch"] != "transfer":
             raise ParameterError(f"{where}parameter 'lr_decay': applies to arch transfer only (the backbone's "
                                  f"stages), not {values['arch']!r}")
+        if values["ema_decay"] >= 1:
+            raise ParameterError(f"{where}parameter 'ema_decay': must be below 1 (1 would never move), got "
+                                 f"{values['ema_decay']}")
         smallest = min_input_size(values["arch"])
         if values["image_size"] < smallest:
             raise ParameterError(f"{where}parameter 'image_size': {values['arch']} needs at least {smallest} px "

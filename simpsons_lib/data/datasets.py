@@ -88,12 +88,13 @@ class DeviceBatchLoader:
     augmentation (``transforms.BatchAugment``)."""
 
     def __init__(self, images: np.ndarray, rows: Sequence[int], labels: Sequence[int], batch_size: int, *,
-                 shuffle: bool, seed: int, device, transform: Callable):
+                 shuffle: bool, seed: int, device, transform: Callable, weights: torch.Tensor | None = None):
         self.images = copy_rows_to_device(images, np.asarray(rows), device)
         self.host_labels = torch.from_numpy(np.array(labels, dtype=np.int64))
         self.labels = self.host_labels.to(device)
         self.batch_size, self.shuffle, self.transform = batch_size, shuffle, transform
         self.generator = torch.Generator().manual_seed(seed)
+        self.weights = weights  # a weighted draw with replacement (sampling: balanced), as WeightedRandomSampler
 
     def __len__(self) -> int:
         return -(-len(self.labels) // self.batch_size)
@@ -102,11 +103,22 @@ class DeviceBatchLoader:
         # Indices are drawn on the host and sent without waiting; the transform gets the host copy of
         # the labels, so nothing in a batch makes the host wait for the GPU's previous step.
         n = len(self.labels)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.weights is not None:
+            order = torch.multinomial(self.weights, n, replacement=True, generator=self.generator)
+        else:
+            order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
         for start in range(0, n, self.batch_size):
             host_idx = order[start:start + self.batch_size]
             idx = to_device_async(host_idx, self.images.device)
             yield self.transform(self.images[idx], self.host_labels[host_idx], self.generator), self.labels[idx]
+
+
+def balanced_weights(labels: Sequence[int], power: float) -> torch.Tensor:
+    """Each image's draw weight for class-balanced sampling: ``count(class) ** -power`` (1: every class
+    drawn equally often; 0.5: in proportion to the square root of its count; 0: as it comes)."""
+    labels = torch.from_numpy(np.array(labels, dtype=np.int64))  # a copy: the frame may be read-only
+    counts = torch.bincount(labels).double()
+    return counts[labels] ** -float(power)
 
 
 def copy_rows_to_device(images: np.ndarray, rows: np.ndarray, device, chunk: int = 1024) -> torch.Tensor:

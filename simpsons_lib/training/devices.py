@@ -7,7 +7,7 @@ import random
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from ..config.choices import DEVICES
 
@@ -34,10 +34,16 @@ def seed_everything(seed: int) -> None:
 
 
 def make_loader(dataset, batch_size: int, *, shuffle: bool, seed: int, num_workers: int = 0,
-                device: torch.device | None = None) -> DataLoader:
-    """A loader whose order (and workers' augmentation seeds) follow ``seed``."""
+                device: torch.device | None = None, weights: torch.Tensor | None = None) -> DataLoader:
+    """A loader whose order (and workers' augmentation seeds) follow ``seed``. ``weights``: draw
+    ``len(dataset)`` images per epoch with replacement by these weights (torch's ``WeightedRandomSampler``,
+    on the loader's seeded generator) instead of shuffling."""
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator,
+    sampler = None
+    if weights is not None:
+        sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=generator)
+        shuffle = False
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, generator=generator,
                       num_workers=num_workers, persistent_workers=num_workers > 0,
                       pin_memory=device is not None and device.type == "cuda", drop_last=False)
 

@@ -11,7 +11,7 @@ import torch
 from ..config import params
 from ..config.files import write_csv, write_json
 from ..config.paths import RunPaths
-from ..data.datasets import DeviceBatchLoader
+from ..data.datasets import DeviceBatchLoader, balanced_weights
 from ..data.study import StudyData
 from . import devices, loop, optim
 from .checkpoints import export_model
@@ -61,16 +61,19 @@ def loader_kind(p, device: torch.device, study: StudyData) -> str:
 
 
 def make_train_loader(p, study: StudyData, device: torch.device, worst: list[str]):
+    """The training loader: shuffled (``sampling: natural``) or drawn with class-balancing weights
+    (``balanced``: ``datasets.balanced_weights``), on the GPU-resident or the per-sample path alike."""
     strong = labels_of(worst, study.classes)
+    weights = balanced_weights(study.train["label"], p["balance_power"]) if p["sampling"] == "balanced" else None
     if loader_kind(p, device, study) == "device_batches":
         return DeviceBatchLoader(study.images, study.train.index, study.train["label"], p["batch_size"], shuffle=True,
-                                 seed=p["seed"], device=device,
+                                 seed=p["seed"], device=device, weights=weights,
                                  transform=BatchAugment(study.n_classes, strong, augment=p["augment"],
                                                         geometry_for_all=p["strong_geometry"] == "all"))
     transform = PerClassTransform(p["image_size"], strong, augment=p["augment"],
                                   geometry_for_all=p["strong_geometry"] == "all")
     return devices.make_loader(study.dataset("train", transform), p["batch_size"], shuffle=True, seed=p["seed"],
-                               num_workers=p["num_workers"], device=device)
+                               num_workers=p["num_workers"], device=device, weights=weights)
 
 
 def make_val_loader(p, study: StudyData, device: torch.device):
@@ -107,7 +110,7 @@ def train_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, worst
                             classes=study.classes, meta=meta, resume=p["resume"] and attempt == 1,
                             progress=progress, after_epoch=after_epoch, label_smoothing=p["label_smoothing"],
                             batch_transform=batch_mixing(p["mixup_alpha"], p["cutmix_alpha"], study.n_classes),
-                            export_path=rp.model_file)
+                            export_path=rp.model_file, ema_decay=p["ema_decay"])
         except loop.BestWeightsLost as exc:
             if attempt == 2:
                 raise

@@ -84,13 +84,14 @@ def train_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tenso
 
 def train_epoch(model: torch.nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, loss_fn,
                 device: torch.device, amp: bool, batch_transform: Callable | None = None,
-                step_scheduler=None) -> tuple[float, float, int]:
+                step_scheduler=None, after_step: Callable[[], None] | None = None) -> tuple[float, float, int]:
     """One pass of ``train_step`` over ``batches``; returns (mean loss, accuracy, images seen). A batch
     of a single image (an epoch's remainder) is skipped: BatchNorm layers cannot train on one sample.
 
     ``batch_transform(images, labels) -> (images, targets)`` (MixUp/CutMix: ``transforms.batch_mixing``)
     is applied to each batch on the device; the loss takes its (soft) targets, and the accuracy is
-    always counted against the batch's own hard labels. ``step_scheduler`` is stepped after every batch.
+    always counted against the batch's own hard labels. ``step_scheduler`` is stepped after every batch,
+    and ``after_step`` (the EMA's update) called.
 
     The sums stay on the device and are read once at the end: reading them every step would make the
     host wait for each step, and the GPU would idle while the next batch is prepared."""
@@ -106,6 +107,8 @@ def train_epoch(model: torch.nn.Module, batches: Iterable, optimizer: torch.opti
         loss, logits = train_step(model, images, targets, optimizer, loss_fn, device, amp)
         if step_scheduler is not None:
             step_scheduler.step()
+        if after_step is not None:
+            after_step()
         loss_sum += loss * len(labels)
         correct += (logits.argmax(1) == labels).sum()
         seen += len(labels)
@@ -128,7 +131,7 @@ class FitState:
 
 
 def resumed_state(last_path: Path, fingerprint: str, model: torch.nn.Module, optimizer, scheduler,
-           train_loader) -> FitState:
+           train_loader, ema: torch.nn.Module | None = None) -> FitState:
     """The state to continue from: a ``last.pt`` with the same training fingerprint is picked up (the
     model, optimizer, scheduler and RNG states of an unfinished run; the record of a finished one),
     anything else starts afresh."""
@@ -139,8 +142,8 @@ def resumed_state(last_path: Path, fingerprint: str, model: torch.nn.Module, opt
         log.info("Ignoring %s: it was made with other parameters", last_path)
         return FitState()
     finished = bool(state.get("finished"))
-    needed = ("history", "best_score", "best_epoch", "stale", "epoch") + (() if finished else
-                                                                          ("model_state", *OPTIMIZER_KEYS))
+    needed = ("history", "best_score", "best_epoch", "stale", "epoch") + (() if finished else (
+        "model_state", *OPTIMIZER_KEYS, *(("ema_state",) if ema is not None else ())))
     missing = [k for k in needed if k not in state]
     if missing:
         raise CheckpointError(f"{last_path} cannot be resumed (missing {', '.join(missing)}); delete it "
@@ -151,6 +154,8 @@ def resumed_state(last_path: Path, fingerprint: str, model: torch.nn.Module, opt
         if scheduler is not None and state.get("scheduler_state"):
             scheduler.load_state_dict(state["scheduler_state"])
         set_rng_state(state["rng"], train_loader)
+        if ema is not None:
+            ema.load_state_dict(state["ema_state"])
     if finished:
         log.info("Reusing the finished run in %s (epoch %d): nothing to train", last_path, state["epoch"])
     else:
@@ -192,13 +197,15 @@ def record_epoch(state: FitState, row: dict, monitor: str, patience: int, epochs
 
 
 def save_epoch(state: FitState, improved: bool, model: torch.nn.Module, optimizer, scheduler, train_loader, *,
-               best_path: Path, last_path: Path, classes: list[str], meta: dict, fingerprint: str) -> None:
+               best_path: Path, last_path: Path, classes: list[str], meta: dict, fingerprint: str,
+               ema: torch.nn.Module | None = None) -> None:
     """``best.pt`` when the epoch is the best; ``last.pt`` always: with the optimizer, scheduler and RNG
     states while the run goes on, and once finished only the run's record (its weights are best.pt's).
     The epochs' times go to ``timings.json`` beside them, so the checkpoints depend on nothing but the
-    run's inputs: two identical runs give byte-identical files."""
+    run's inputs: two identical runs give byte-identical files. With an EMA (``ema``), ``best.pt`` holds
+    the averaged weights (those validated) and ``last.pt`` the trained ones with the average's state."""
     history = without_timings(state.history)
-    payload = {"model_state": model.state_dict(), "classes": list(classes), "params": meta,
+    payload = {"model_state": (ema.module if ema is not None else model).state_dict(), "classes": list(classes), "params": meta,
                "fingerprint": fingerprint, "epoch": history[-1]["epoch"], "metrics": history[-1], "history": history,
                "best_score": state.best_score, "best_epoch": state.best_epoch, "stale": state.stale,
                "finished": state.finished}
@@ -209,7 +216,8 @@ def save_epoch(state: FitState, improved: bool, model: torch.nn.Module, optimize
     if state.finished:
         payload.pop("model_state")
     else:
-        payload.update({"optimizer_state": optimizer.state_dict(),
+        payload.update({"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
+                        **({"ema_state": ema.state_dict()} if ema is not None else {}),
                         "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
                         "rng": rng_state(train_loader)})
     save_checkpoint(last_path, payload)
@@ -229,7 +237,8 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         checkpoint_dir: str | Path, history_csv: str | Path | None = None, classes: list[str],
         meta: dict | None = None, resume: bool = True, progress: bool | None = None,
         after_epoch: Callable[[int], None] | None = None, label_smoothing: float = 0.0,
-        batch_transform: Callable | None = None, export_path: str | Path | None = None) -> FitResult:
+        batch_transform: Callable | None = None, export_path: str | Path | None = None,
+        ema_decay: float = 0.0) -> FitResult:
     """Train ``model``; keep ``best.pt`` (by ``monitor``) and ``last.pt`` in ``checkpoint_dir``.
 
     Each checkpoint holds the model state, class names, ``meta`` (the run's parameters), the epoch,
@@ -242,6 +251,10 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     holds when its last epoch was the best, else ``best.pt``'s, else those of the finished run's export
     ``export_path``, each only when it records the best epoch and the run's fingerprint; when none
     does, ``BestWeightsLost`` is raised (``experiment.train_model`` then trains the run again).
+
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights (torch's ``AveragedModel`` with
+    ``get_ema_multi_avg_fn``, buffers included), updated after every step: each epoch validates the
+    average, the best epoch is chosen on it, and the model ends with the best average's weights.
 
     The loss is cross-entropy with ``label_smoothing``; ``batch_transform`` (MixUp/CutMix) mixes each
     training batch (see ``train_epoch``). A scheduler with ``per_step`` (``WarmupCosine``) is stepped
@@ -260,9 +273,12 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     show = progress_enabled(progress)
     run_name = str(meta.get("run_name") or checkpoint_dir.name)
     model = to_training_device(model, device)
+    ema = averaged_model(model, ema_decay)
+    evaluated = ema.module if ema is not None else model
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     per_step = bool(getattr(scheduler, "per_step", False))
-    state = resumed_state(last_path, fingerprint, model, optimizer, scheduler, train_loader) if resume else FitState()
+    state = (resumed_state(last_path, fingerprint, model, optimizer, scheduler, train_loader, ema) if resume
+             else FitState())
     trained_epoch = None  # the last epoch trained in this call: the weights the model holds
 
     for epoch in range(state.next_epoch, epochs + 1):
@@ -272,17 +288,19 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         batches = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not show, leave=False)
         lr = max(group["lr"] for group in optimizer.param_groups)
         train_loss, train_accuracy, seen = train_epoch(model, batches, optimizer, loss_fn, device, amp,
-                                                       batch_transform, scheduler if per_step else None)
+                                                       batch_transform, scheduler if per_step else None,
+                                                       (lambda: ema.update_parameters(model)) if ema is not None
+                                                       else None)
         train_seconds = time.perf_counter() - start
         if scheduler is not None and not per_step:
             scheduler.step()
         row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
-               **validate_epoch(model, val_loader, device, amp, classes), "lr": lr,
+               **validate_epoch(evaluated, val_loader, device, amp, classes), "lr": lr,
                "seconds": time.perf_counter() - start, "train_images_per_s": seen / train_seconds}
         improved = record_epoch(state, row, monitor, patience, epochs)
         trained_epoch = epoch
         save_epoch(state, improved, model, optimizer, scheduler, train_loader, best_path=best_path,
-                   last_path=last_path, classes=classes, meta=meta, fingerprint=fingerprint)
+                   last_path=last_path, classes=classes, meta=meta, fingerprint=fingerprint, ema=ema)
         if history_csv is not None:
             write_csv(history_csv, pd.DataFrame(state.history))
         log.debug("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if k != "epoch"})
@@ -297,8 +315,19 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         write_csv(history_csv, pd.DataFrame(state.history))  # also when a finished run was only reloaded
     weights_from = load_best_weights(model, state.best_epoch, fingerprint, trained_epoch=trained_epoch,
                                      best_path=best_path, export_path=export_path, device=device)
+    if weights_from == "memory" and ema is not None:
+        model.load_state_dict(ema.module.state_dict())  # the best epoch's weights are the average's
     return FitResult(pd.DataFrame(state.history), state.best_epoch, state.best_score, best_path, last_path,
                      str(device), state.resumed_from, state.finished, fingerprint, weights_from)
+
+
+def averaged_model(model: torch.nn.Module, decay: float) -> torch.nn.Module | None:
+    """The exponential moving average of ``model``'s weights and buffers (``decay`` 0: none)."""
+    if not decay:
+        return None
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def load_best_weights(model: torch.nn.Module, best_epoch: int, fingerprint: str, *, trained_epoch: int | None,
