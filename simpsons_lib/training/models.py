@@ -199,9 +199,9 @@ def load_backbone(name: str, weights: str | None) -> nn.Module:
             raise WeightsFileError(f"weights: {path} is not a state dict for {name}: {exc}") from exc
         return model
     enum = named_weights(name, weights)
-    try:
-        fetch_weights(enum)
-        return builder(weights=enum)
+    try:  # the builder makes the model, then fetches: a fallback's random weights stay those it always had
+        with _hub_quiet_unless_fetched():
+            return builder(weights=enum)
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
         target = weights_cache_file(enum)
         raise WeightsUnavailableError(
