@@ -132,8 +132,9 @@ _UNFETCHABLE: dict[tuple[str, str], BaseException] = {}  # (url, torch hub dir) 
 
 def fetch_weights(enum) -> Path:
     """The file of a torchvision weights enum in ``TORCH_HOME``, downloaded when it is not there yet
-    (torch.hub's "Downloading" line only when it was). A download that failed raises its error, and is
-    not tried again by this process for the same TORCH_HOME (a notebook checks before it builds)."""
+    (torch.hub's "Downloading" line only when it was). A download that failed raises its error, and
+    ``fetch_weights`` does not try it again in this process for the same TORCH_HOME (the plan step and a
+    page's note ask; building the model, ``load_backbone``, asks torchvision itself)."""
     target = weights_cache_file(enum)
     if target.is_file():
         return target
