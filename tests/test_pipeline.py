@@ -443,6 +443,7 @@ def demo(tmp_path_factory):
     return root / "outputs" / "demo"
 
 
+@pytest.mark.timeout(2400)  # the fixture's whole demo study: about 3 min on 2 idle cores, far more on busy ones
 def test_the_demo_study_links_only_existing_files_and_tells_its_steps(demo):
     assert broken_links(demo / "reports") == {}
     index = (demo / "reports" / "index.html").read_text()
