@@ -27,9 +27,11 @@ PIPELINE    := $(PY) -m simpsons_lib.pipeline
 
 .PHONY: help setup test test-fast lab data demo-data demo all pipeline study predict submit clean bench FORCE
 
+# Colour only on a terminal: piped or redirected, the list is plain text.
 help: ## List the targets
 	@echo "Simpsons character study — make <target>"
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
+	@if [ -t 1 ]; then on=$$'\033[36m' off=$$'\033[0m'; else on= off=; fi; \
+	grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-10s%s %s\n", on, $$1, off, $$2}'
 
 setup: $(STAMP) ## Create .venv (plain venv + pip) with the library, Jupyter and the project kernel
 

@@ -15,7 +15,7 @@ from simpsons_lib.config import params
 from simpsons_lib.config import paths
 from simpsons_lib.data import study
 from simpsons_lib.pipeline import preflight
-from simpsons_lib.reporting import index_page
+from simpsons_lib.reporting import index_page, notes
 from simpsons_lib.reporting import narrative
 from simpsons_lib.reporting import tables
 from simpsons_lib.training import devices
@@ -83,6 +83,24 @@ def test_unreachable_weights_fall_back_to_random_and_say_so_or_raise_naming_the_
         models.build_model("transfer", 5, 64, backbone="mobilenet_v2", weights="/no/such.pth", weights_fallback="random")
 
 
+def test_a_fetch_that_fails_prints_no_downloading_line_and_the_page_says_why_once(train_params, offline, capsys):
+    """torch.hub writes 'Downloading: "https://download.pytorch.org/..."' before it tries: nothing was downloaded, so
+    neither the plan step nor the notebook shows it; the run's page says why in one note at its top."""
+    p = train_params(arch="transfer", backbone="mobilenet_v2", weights="IMAGENET1K_V1", weights_fallback="random")
+    assert preflight.check_transfer(p, "modern.yaml: ").startswith("warning: ")
+    page_notes = notes.page_notes(params.resolve("demo", "modern"))
+    model = models.build_model("transfer", 5, 64, backbone="mobilenet_v2", weights="IMAGENET1K_V1",
+                               weights_fallback="random")
+    captured = capsys.readouterr()
+    assert "Downloading" not in captured.err + captured.out and offline  # it did try
+    reason = "IMAGENET1K_V1 not in TORCH_HOME and not downloadable (URLError)"
+    assert model.weights_fallback_reason == reason
+    assert [line for line in page_notes if reason in line] == [
+        f"modern: mobilenet_v2 trained from random weights, not IMAGENET1K_V1 ({reason}; weights_fallback: random): "
+        "it shows the mechanics of fine-tuning, not transfer learning."]
+    assert reason not in narrative.describe_transfer(model, "IMAGENET1K_V1")
+
+
 def test_preflight_warns_instead_of_failing_only_with_the_random_fallback(train_params, offline):
     p = train_params(arch="transfer", backbone="mobilenet_v2", weights="IMAGENET1K_V1", weights_fallback="random")
     note = preflight.check_transfer(p, "modern.yaml: ")
@@ -98,17 +116,19 @@ def test_a_fallback_run_records_it_in_title_metrics_and_index_page(train_params,
     s = study.load_study(p, image_size=p.image_size)
     model = experiment.make_model(p, s)
     reason = "IMAGENET1K_V1 not in TORCH_HOME and not downloadable (URLError)"
-    assert p.title == f"MobileNetV2 full fine-tune (random weights: {reason})"
+    assert p.title == "MobileNetV2 full fine-tune (random weights)"  # a short tag; the reason is said once, on top
     result = experiment.train_model(model, s, p, rp, [], progress=False)
     metrics, _ = experiment.evaluate_model(model, s, p, rp, result, [])
     saved = io_utils.read_json(rp.metrics_json)
     assert saved["weights_used"] is None and saved["weights_fallback_reason"] == reason
     assert saved["title"] == p.title and saved["tta"] == "flip"
-    assert "modern ran without pretrained weights (" + reason in narrative.describe_runs({"modern": saved})
+    words = narrative.describe_runs({"modern": saved})
+    assert "modern ran without pretrained weights" in words and reason not in words  # the reason: on its page
     study_paths = rp.study
     io_utils.write_json(study_paths.manifests / "modern.json", {
         "run": "modern", "kind": "train", "parameters": dict(p), "data": {"demo": True}, "keys": None,
         "started": "2026-01-01T00:00:00", "seconds": 1.0, "device": "cpu"})
+    io_utils.write_text(rp.notebook, "{}")  # the executed notebook: the pipeline's last step of a run that succeeded
     page = index_page.build(study_paths, ["modern"]).read_text()
     assert "modern: mobilenet_v2 trained from random weights, not IMAGENET1K_V1" in page and reason in page
 

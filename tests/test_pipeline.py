@@ -2,6 +2,7 @@
 (so that tests can edit its code and parameters)."""
 
 import hashlib
+import html
 import json
 import os
 import re
@@ -16,6 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+
+from page_links import broken_links
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN_RUNS = ["simple_cnn", "simple_cnn_aug", "mid_cnn", "resnet50", "modern"]
@@ -131,12 +134,12 @@ def test_every_output_exists_and_is_valid(smoke):
         assert f'href="{run}.html"' in index and f'href="{run}_reader.html"' in index
     reports = index[index.index("<h2>Reports</h2>"):]
     assert [reports.index(f'href="{r}_reader.html"') for r in RUNS] == sorted(reports.index(f'href="{r}_reader.html"') for r in RUNS)
-    assert "val micro-F1" in index and "drawn demo data" in index and "Scored against" in index
+    assert "val micro-F1" in index and "Drawn demo data" in index and "Scored against" in index
     evolution = pd.read_csv(out / "metrics" / "evolution.csv")
     assert list(evolution["run"]) == [*TRAIN_RUNS, "ensemble"] or list(evolution["run"]) == TRAIN_RUNS
     assert evolution["test_micro_f1"].between(0, 1).all()  # every run scored on the test answers
     assert evolution.loc[evolution["run"].isin(TRAIN_RUNS), "last_epoch_micro_f1"].between(0, 1).all()
-    assert "test micro-F1 (on the test answers)" in index
+    assert "test micro-F1 (on the test answers, flip TTA)" in index
     for link in re.findall(r'(?:href|src)="([^"#:]+)"', index):  # every link of the index resolves
         assert (out / "reports" / link).resolve().exists(), link
     report_page = (out / "reports" / "report_reader.html").read_text()
@@ -144,7 +147,8 @@ def test_every_output_exists_and_is_valid(smoke):
     assert "without pretrained weights" in index
     modern = json.loads((out / "metrics" / "modern.json").read_text())  # real weights, or says it has none
     assert modern["weights_used"] == "IMAGENET1K_V1" or (
-        modern["weights_used"] is None and "(random weights: IMAGENET1K_V1 not in TORCH_HOME" in modern["title"]
+        modern["weights_used"] is None and modern["title"].endswith(" (random weights)")
+        and modern["weights_fallback_reason"].startswith("IMAGENET1K_V1 not in TORCH_HOME")
         and "modern: mobilenet_v2 trained from random weights" in index)
     for run in RUNS:  # reader versions: results and figures, compact, no code or raw reprs
         reader = (out / "reports" / f"{run}_reader.html").read_text()
@@ -157,6 +161,34 @@ def test_every_output_exists_and_is_valid(smoke):
     assert "flip" in tta and json.loads((out / "metrics" / "submission.json").read_text())["run"] == "ensemble"
     for run in TRAIN_RUNS:
         assert (out / "models" / run / "model.pt").is_file()
+
+
+def test_every_link_of_every_page_resolves(smoke):
+    """Every href and src of every generated page (the index, every <run>.html and <run>_reader.html) names a
+    file that exists."""
+    out = smoke[2]
+    pages = {p.name for p in (out / "reports").glob("*.html")}
+    assert {"index.html", *(f"{r}.html" for r in RUNS), *(f"{r}_reader.html" for r in RUNS)} <= pages
+    assert broken_links(out / "reports") == {}
+
+
+def test_each_page_says_near_its_top_what_its_reader_must_know(smoke):
+    out = smoke[2]
+    for run in RUNS:
+        page = (out / "reports" / f"{run}_reader.html").read_text()
+        assert "Drawn demo data" in page and page.index("Drawn demo data") < page.index("<img"), run
+        assert 'Downloading: "https://download.pytorch.org' not in page, run
+    mid = html.unescape((out / "reports" / "mid_cnn_reader.html").read_text())
+    assert "The original write-up's figure for this step: validation micro-F1 0.856" in mid
+    assert "not comparable with the demo data" in mid
+    report = (out / "reports" / "report_reader.html").read_text()
+    assert "not a Kaggle score" in report[:report.index("Evolution of model quality")]
+    modern = json.loads((out / "metrics" / "modern.json").read_text())
+    if modern["weights_used"] is None:  # said once, at the top of its page; its title carries only the tag
+        page = (out / "reports" / "modern_reader.html").read_text()
+        assert page.count(modern["weights_fallback_reason"]) == 1
+        assert page.index(modern["weights_fallback_reason"]) < page.index("<img")
+        assert modern["weights_fallback_reason"] not in report
 
 
 def test_make_prints_one_line_per_epoch_and_the_notebooks_stay_clean(smoke):
@@ -360,6 +392,10 @@ def test_a_profile_of_your_own_on_other_classes(tmp_path):
     assert list(pd.read_csv(out / "submission.csv")["Id"]) == [f"t{i}.jpg" for i in range(5)]
     index = (out / "reports" / "index.html").read_text()
     assert "demo" not in index.lower()
+    headings = re.findall(r"<(?:title|h1|h2)>(.*?)</(?:title|h1|h2)>", index, re.S)
+    assert headings and not any("Simpsons" in h for h in headings)
+    assert "<h1>Image classification study</h1>" in index and "0.817" not in index  # no original figures
+    assert broken_links(out / "reports") == {}
     assert "demo" not in (out / "reports" / "eda_reader.html").read_text().lower().replace("demo_data", "")
 
 
@@ -537,3 +573,29 @@ def test_make_predict_takes_any_file_name_and_finds_the_profile_with_results(smo
     result = subprocess.run(plain, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "profile smoke (the one with results" in result.stderr and "1 image(s) predicted" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """`make demo-data pipeline PROFILE=demo` once, in a copy of the repository: the whole demo study (about
+    three minutes on two cores)."""
+    root = tmp_path_factory.mktemp("demo")
+    repo = copy_repository(root / "repo")
+    result = subprocess.run(make_command(repo, "demo-data", "pipeline", profile="demo"), env=make_env(root),
+                            capture_output=True, text=True, timeout=1500)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return root / "outputs" / "demo"
+
+
+@pytest.mark.timeout(2400)  # the fixture's whole demo study: about 3 min on 2 idle cores, far more on busy ones
+def test_the_demo_study_links_only_existing_files_and_tells_its_steps(demo):
+    assert broken_links(demo / "reports") == {}
+    index = (demo / "reports" / "index.html").read_text()
+    assert "<h1>Simpsons character study</h1>" in index
+    for run in TRAIN_RUNS:
+        assert f"<b>{run}</b>" in index
+    assert index.index("The recipe") < index.index("<b>resnet50</b>") < index.index("Beyond the recipe")
+    assert index.index("Beyond the recipe") < index.index("<b>modern</b>") < index.index("<b>ensemble</b>")
+    for figure in ("val 0.817", "val 0.830", "val 0.856", "val 0.956 · Kaggle 0.993", "Kaggle 0.993"):
+        assert figure in index
+    assert "with flip TTA" in index and index.count("current") >= len(RUNS)

@@ -58,6 +58,16 @@ def test_bad_parameters_stop_before_any_run(profile, file, text, message):
     assert not list(paths.StudyPaths("check").plan.glob("*.key"))  # nothing planned, nothing to run
 
 
+def test_a_wrong_answers_path_names_the_file_that_set_it(profile):
+    """``answers`` set in ``_common.yaml`` is reported against ``_common.yaml`` (as ``params show`` says where it
+    came from), not against the first run that reads it."""
+    folder, _ = profile
+    edit(folder / "_common.yaml", "answers: nothing.csv\n")
+    with pytest.raises(ParameterError, match=r"check/_common.yaml: answers: no such file .*nothing.csv") as raised:
+        pipeline.plan("check")
+    assert "eda.yaml" not in str(raised.value) and "report.yaml" not in str(raised.value)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
 def test_asking_for_a_missing_gpu_stops_before_any_run(profile):
     folder, _ = profile

@@ -71,7 +71,11 @@ INT, FLOAT, STR, BOOL, LIST = (int,), (int, float), (str,), (bool,), (list,)
 DATA = {
     "dataset": Spec(STR, "kaggle", "'kaggle' (data/kaggle, `make data`) or 'demo' (data/demo, `make demo-data`)",
                     check=_one_of(*choices.DATASETS)),
-    "data_dir": Spec(STR, None, "a dataset folder of your own in the Kaggle layout (overrides dataset)", nullable=True),
+    "data_dir": Spec(STR, None, "a dataset folder of your own in the Kaggle layout (overrides dataset), relative to "
+                     "the repository", nullable=True),
+    "study_title": Spec(STR, None, "the study's name on its pages (default: 'Simpsons character study' on the Kaggle "
+                        "and demo data, 'Image classification study' on a data_dir of your own)", nullable=True,
+                        check=lambda v: None if v.strip() else "must not be empty", trains=False),
     "train_dir": Spec(STR, None, "explicit training folder (one sub-folder per class), relative to the data folder",
                       nullable=True),
     "test_dir": Spec(STR, None, "explicit test-image folder, relative to the data folder", nullable=True),

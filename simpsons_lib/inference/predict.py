@@ -7,7 +7,9 @@
     python -m simpsons_lib.inference.predict --run best IMAGE_OR_FOLDER...   # the profile that has results
     python -m simpsons_lib.inference.predict export outputs/demo/models/resnet50/best.pt [--out model.pt] [--half]
 
-The export (``model.pt``, ``training.checkpoints``) holds the weights, the class names and the
+A finished run's folder ``models/<run>/`` holds ``model.pt`` (its export) and ``last.pt`` (its record, no
+weights): ``best.pt`` exists only while a run trains or after it was interrupted, which is what ``export``
+is for. The export (``model.pt``, ``training.checkpoints``) holds the weights, the class names and the
 parameters that rebuild the model, and nothing else: ``torch.load(..., weights_only=True)`` reads it,
 so loading it runs no pickled code.
 """

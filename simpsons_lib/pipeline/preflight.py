@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from ..config import paths
 from ..config.params import ParameterError
 from ..data import layout as data
 
@@ -52,7 +53,8 @@ def check_transfer(p, where: str) -> str | None:
         return None
     import torchvision  # torch: only for transfer runs, so the plan of a CNN-only profile stays light
 
-    from ..training.models import WeightsUnavailableError, is_weights_path, named_weights, weights_cache_file
+    from ..training.models import (WeightsUnavailableError, fetch_weights, is_weights_path, named_weights,
+                                   weights_cache_file)
 
     name = p["backbone"]
     try:
@@ -79,7 +81,7 @@ def check_transfer(p, where: str) -> str | None:
     if cached.is_file():
         return None
     try:
-        enum.get_state_dict(progress=False)
+        fetch_weights(enum)  # torch.hub's "Downloading" line only when something was downloaded
     except Exception as exc:  # noqa: BLE001 - any download failure is reported the same way
         if p.get("weights_fallback") == "random":
             return (f"warning: {name} {weights} weights are not in {cached} and could not be fetched "
@@ -139,6 +141,15 @@ def check_demo_scale(p, layout: data.DatasetLayout, where: str) -> None:
                              f"drawn at scale {found}; run `make demo-data PROFILE={p['profile']}` to draw it again")
 
 
+def set_in(p, key: str, where: str) -> str:
+    """``where`` for a problem with ``key``: the file that set its value (``_common.yaml`` or the run file,
+    as ``python -m simpsons_lib.config.params show`` says), else ``where`` (the run's file)."""
+    source = getattr(p, "sources", {}).get(key, "")
+    if not source.endswith(".yaml"):
+        return where
+    return f"{paths.params_dir() / p['profile'] / source}: "
+
+
 def check_run(p, layout: data.DatasetLayout, where: str) -> list[str]:
     """Every check that applies to run ``p``; returns lines worth printing (fetched weights, skipped files)."""
     notes = []
@@ -156,5 +167,5 @@ def check_run(p, layout: data.DatasetLayout, where: str) -> list[str]:
         try:
             data.answers_file(p, layout)
         except FileNotFoundError as exc:
-            raise PreflightError(f"{where}{exc}") from None
+            raise PreflightError(f"{set_in(p, 'answers', where)}{exc}") from None
     return notes

@@ -58,8 +58,8 @@ def describe_transfer(model: nn.Module, weights: str | None) -> str:
     if not isinstance(model, TransferModel):
         return summary(model, 0).splitlines()[0]
     counts = count_parameters(model)
-    held = (f"random initial weights, not {weights}: {model.weights_fallback_reason} (weights_fallback: random)"
-            if model.weights_fallback_reason else describe_weights(weights))
+    held = (f"random initial weights, not {weights} (weights_fallback: random; the note at the top of the page "
+            "says why)" if model.weights_fallback_reason else describe_weights(weights))
     trained = ("the whole network" if counts["frozen"] == 0 and counts["trainable"] else
                ", ".join(trainable_modules(model)))
     return (f"{model.backbone_name} with {held}.\n"
@@ -97,21 +97,28 @@ def describe_augmentation(p, worst: list[str]) -> str:
 
 
 def describe_runs(metrics_by_run: dict[str, dict]) -> str:
-    """The evolution in words, as measured: each run's micro- and macro-F1 against the first run's, and
-    which transfer runs had no pretrained weights (so show mechanics, not transfer)."""
+    """The evolution in words, as measured: each run's micro- and macro-F1 and its gain over the step
+    before (an ensemble: over the best run it could have been instead), and which transfer runs had no
+    pretrained weights (so show mechanics, not transfer; why is on their own pages)."""
     runs = list(metrics_by_run)
     if not runs:
         return "No runs."
-    base = metrics_by_run[runs[0]]
     lines = []
-    for run in runs:
+    for i, run in enumerate(runs):
         m = metrics_by_run[run]
-        delta = "" if run == runs[0] else f" ({m['micro_f1'] - base['micro_f1']:+.3f} micro-F1 against {runs[0]})"
+        if m.get("members"):
+            singles = [r for r in runs if not metrics_by_run[r].get("members")]
+            before = max(singles, key=lambda r: metrics_by_run[r]["micro_f1"]) if singles else None
+            against = f"the best single run, {before}"
+        else:
+            before = runs[i - 1] if i else None
+            against = f"{before}, the step before"
+        delta = (f" ({m['micro_f1'] - metrics_by_run[before]['micro_f1']:+.3f} micro-F1 over {against})"
+                 if before else "")
         lines.append(f"{m['title']}: micro-F1 {m['micro_f1']:.3f}, macro-F1 {m['macro_f1']:.3f}{delta}")
         p = m.get("params", {})
         if p.get("arch") == "transfer" and not m.get("weights_used", p.get("weights")):
-            why = f" ({m['weights_fallback_reason']})" if m.get("weights_fallback_reason") else ""
-            lines.append(f"  {run} ran without pretrained weights{why}: its {p.get('backbone')} features started "
+            lines.append(f"  {run} ran without pretrained weights: its {p.get('backbone')} features started "
                          "random, so it shows the mechanics of fine-tuning, not transfer learning.")
     best = max(runs, key=lambda r: metrics_by_run[r]["micro_f1"])
     lines.append(f"Best by validation micro-F1: {metrics_by_run[best]['title']}.")

@@ -54,6 +54,33 @@ def metrics_table(metrics_by_run: dict[str, dict], test_scores: dict[str, dict] 
     return table
 
 
+def _cell(value, digits: int) -> str:
+    if value is None or (isinstance(value, (float, np.floating)) and np.isnan(value)):
+        return "–"
+    if isinstance(value, (bool, np.bool_, str)):
+        return str(value)
+    if isinstance(value, (int, np.integer)) or (isinstance(value, (float, np.floating)) and digits == 0):
+        return f"{int(round(float(value))):,}"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+COUNT_COLUMNS = ("epochs", "parameters", "validation images", "images")
+SECONDS_COLUMNS = ("train_seconds",)
+
+
+def show(table: pd.DataFrame, digits: int = 4):
+    """A table as a reader sees it: no index column, whole titles (never cut), scores to ``digits``,
+    counts (``epochs``…) as integers, seconds to one decimal, and "–" where there is no value (the
+    ensemble's epochs, a score the data has no labels for)."""
+    formats = {c: (lambda v: _cell(v, 0)) if c in COUNT_COLUMNS else (lambda v: _cell(v, 1))
+               if c in SECONDS_COLUMNS else (lambda v: _cell(v, digits)) for c in table.columns}
+    return (table.style.hide(axis="index").format(formats)
+            .set_table_styles([{"selector": "td, th", "props": "text-align: right; padding: 2px 8px"},
+                               {"selector": "td.col1, th.col1", "props": "text-align: left"}]))
+
+
 def per_class_f1_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
     """Classes × runs, validation F1; NaN where a run had no validation image of the class (not
     validated, not an F1 of 0)."""

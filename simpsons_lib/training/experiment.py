@@ -40,13 +40,16 @@ def worst_classes(p, rp: RunPaths, classes: list[str]) -> list[str]:
 
 def make_model(p, study: StudyData) -> torch.nn.Module:
     """The run's model. When its named weights cannot be had and ``weights_fallback`` is ``random``, the
-    run's ``title`` gets " (random weights: <reason>)" (the metrics record ``weights_used: null``)."""
+    run's ``title`` gets the short tag " (random weights)" (the metrics record ``weights_used: null`` and
+    ``weights_fallback_reason``; the reason is said once, in the note at the top of the run's page)."""
     devices.seed_everything(p["seed"])  # the same seed gives the same initial weights
     model = build_model_from_params(p, study.n_classes)
-    reason = getattr(model, "weights_fallback_reason", None)
-    if reason and "(random weights:" not in p["title"]:
-        p["title"] = f"{p['title']} (random weights: {reason})"
+    if getattr(model, "weights_fallback_reason", None) and RANDOM_WEIGHTS_TAG not in p["title"]:
+        p["title"] = f"{p['title']} {RANDOM_WEIGHTS_TAG}"
     return model
+
+
+RANDOM_WEIGHTS_TAG = "(random weights)"
 
 
 def loader_kind(p, device: torch.device, study: StudyData) -> str:

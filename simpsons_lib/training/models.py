@@ -5,8 +5,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import sys
 import urllib.error
 from pathlib import Path
 
@@ -113,6 +116,58 @@ def weights_cache_file(enum) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(enum.url)
 
 
+@contextlib.contextmanager
+def _hub_quiet_unless_fetched():
+    """torch.hub writes ``Downloading: "<url>" to <file>`` before it tries to download, also when nothing
+    can be downloaded: what it writes is held back, and written only when the download succeeded."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        yield
+    sys.stdout.write(out.getvalue())
+    sys.stderr.write(err.getvalue())
+
+
+_UNFETCHABLE: dict[tuple[str, str], BaseException] = {}  # (url, torch hub dir) -> why, in this process
+
+
+def fetch_weights(enum) -> Path:
+    """The file of a torchvision weights enum in ``TORCH_HOME``, downloaded when it is not there yet
+    (torch.hub's "Downloading" line only when it was). A download that failed raises its error, and
+    ``fetch_weights`` does not try it again in this process for the same TORCH_HOME (the plan step and a
+    page's note ask; building the model, ``load_backbone``, asks torchvision itself)."""
+    target = weights_cache_file(enum)
+    if target.is_file():
+        return target
+    key = (enum.url, str(torch.hub.get_dir()))
+    if key in _UNFETCHABLE:
+        raise _UNFETCHABLE[key]
+    try:
+        with _hub_quiet_unless_fetched():
+            enum.get_state_dict(progress=False, check_hash=True)
+    except Exception as exc:
+        _UNFETCHABLE[key] = exc
+        raise
+    return target
+
+
+def fallback_reason(weights: str, cause: BaseException | None) -> str:
+    """Why named weights were not used, in a few words (a run's ``weights_fallback_reason``)."""
+    return f"{weights} not in TORCH_HOME and not downloadable" + (f" ({type(cause).__name__})" if cause else "")
+
+
+def weights_unavailable(name: str, weights: str | None) -> str | None:
+    """Why the named torchvision ``weights`` of backbone ``name`` cannot be had (``fallback_reason``), or
+    None when they can (cached or fetched now), or when ``weights`` is null or a state-dict path."""
+    if weights is None or is_weights_path(weights):
+        return None
+    enum = named_weights(name, weights)
+    try:
+        fetch_weights(enum)
+    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+        return fallback_reason(weights, exc)
+    return None
+
+
 def load_backbone(name: str, weights: str | None) -> nn.Module:
     """A torchvision model by name with ``weights``: None, a weights enum name such as
     ``IMAGENET1K_V2`` or ``DEFAULT`` (loaded through torchvision's API and the TORCH_HOME cache), or the
@@ -145,8 +200,9 @@ def load_backbone(name: str, weights: str | None) -> nn.Module:
             raise WeightsFileError(f"weights: {path} is not a state dict for {name}: {exc}") from exc
         return model
     enum = named_weights(name, weights)
-    try:
-        return builder(weights=enum)
+    try:  # the builder makes the model, then fetches: a fallback's random weights stay those it always had
+        with _hub_quiet_unless_fetched():
+            return builder(weights=enum)
     except (urllib.error.URLError, OSError, RuntimeError) as exc:
         target = weights_cache_file(enum)
         raise WeightsUnavailableError(
@@ -164,8 +220,9 @@ def load_backbone_or_random(name: str, weights: str | None, fallback: str = "err
 
     When named torchvision weights cannot be had (``WeightsUnavailableError``: not in the TORCH_HOME
     cache and not downloadable), ``fallback="error"`` raises and ``"random"`` returns a randomly
-    initialised net with ``weights_used=None`` and a short ``reason``, and logs a warning. A missing or
-    unreadable state-dict file, or an unknown weights name, is an error either way."""
+    initialised net with ``weights_used=None`` and a short ``reason`` (logged at debug level only: the run's
+    page says it once, at its top, and its title gets a short tag). A missing or unreadable state-dict file,
+    or an unknown weights name, is an error either way."""
     if fallback not in WEIGHTS_FALLBACKS:
         raise ValueError(f"weights_fallback must be one of {', '.join(WEIGHTS_FALLBACKS)}, not {fallback!r}")
     try:
@@ -173,11 +230,10 @@ def load_backbone_or_random(name: str, weights: str | None, fallback: str = "err
     except WeightsUnavailableError as exc:
         if fallback == "error":
             raise
-        cause = exc.__cause__
-        reason = (f"{weights} not in TORCH_HOME and not downloadable"
-                  + (f" ({type(cause).__name__})" if cause is not None else ""))
-        logging.getLogger(__name__).warning("%s: training %s from random weights (weights_fallback: random)",
-                                            reason, name)
+        reason = fallback_reason(weights, exc.__cause__)
+        # said once, where a reader looks first: the note at the top of the run's page, the title's tag
+        logging.getLogger(__name__).debug("%s: training %s from random weights (weights_fallback: random)",
+                                          reason, name)
         return load_backbone(name, None), None, reason
 
 
