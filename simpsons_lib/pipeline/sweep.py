@@ -178,8 +178,10 @@ def resolve_points(profile: str, run: str, overrides: list[dict]) -> list[Point]
 
 
 def varied_keys(points: list[Point]) -> list[str]:
-    """The parameters the sweep varies, in the order first given."""
-    return list(dict.fromkeys(k for pt in points for k in pt.overrides))
+    """The parameters the sweep varies (overridden somewhere, and not one value at every point), in the
+    order first given."""
+    keys = dict.fromkeys(k for pt in points for k in pt.overrides)
+    return [k for k in keys if len({repr(pt.p[k]) for pt in points}) > 1 or len(points) == 1]
 
 
 # --- running the points -----------------------------------------------------------------------------

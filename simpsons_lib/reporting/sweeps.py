@@ -77,6 +77,8 @@ def figures(frame: pd.DataFrame, varied: list[str]) -> list[tuple[str, str]]:
         return out
     for key in varied:
         values = list(dict.fromkeys(sorted(ok[key].dropna().unique(), key=lambda v: (str(type(v)), v))))
+        if len(values) < 2:  # one value among the scored points: nothing to plot against
+            continue
         position = {v: i for i, v in enumerate(values)}
         others = [k for k in varied if k != key]
         fig, ax = plt.subplots(figsize=(6.4, 3.6))
