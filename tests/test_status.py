@@ -85,8 +85,9 @@ def test_a_code_edit_names_the_wing(profile):
     edit_manifest(study, "mid_cnn", keys={"render": "older"}, code={"reporting": "older"})
     s = states()["mid_cnn"]
     assert s.state == "will re-run" and not s.retrains
-    assert s.reasons[0] == ("only the render side changed (the finished checkpoint is reused, no retraining): code of "
-                            "the reporting wing changed (simpsons_lib/reporting/)")
+    assert s.reasons[0] == "only the render side changed: code of the reporting wing changed (simpsons_lib/reporting/)"
+    assert s.line() == ("  mid_cnn          will re-run (renders only, no retraining): only the render side changed: code "
+                        "of the reporting wing changed (simpsons_lib/reporting/)")
     edit_manifest(study, "resnet50", keys={"training": "older", "render": "older"}, code={"training": "older"})
     s = states()["resnet50"]
     assert s.retrains and s.reasons == ["code of the training wing changed (simpsons_lib/training/, shapes the weights)"]

@@ -107,8 +107,7 @@ def explain(p: params.Params, keys: dict, manifest: dict) -> tuple[list[str], bo
         elif not retrains:
             render.append("library code may have changed (this record has no per-wing code digests)")
         if not retrains:
-            reasons.append("only the render side changed (the finished checkpoint is reused, no retraining)"
-                           + (": " + ", ".join(render) if render else ""))
+            reasons.append("only the render side changed" + (": " + ", ".join(render) if render else ""))
         else:
             reasons += render
     return reasons, retrains
