@@ -92,6 +92,9 @@ def test_a_code_edit_names_the_wing(profile):
     s = states()["resnet50"]
     assert s.retrains and s.reasons == ["code of the training wing changed (simpsons_lib/training/, shapes the weights)"]
     assert states()["report"].reasons == ["upstream runs mid_cnn, resnet50 re-run"]
+    edit_manifest(study, "eda", keys={"render": "older"}, code={"training": "older"})
+    assert states()["eda"].reasons == ["only the render side changed: code of the training wing changed "
+                                       "(simpsons_lib/training/)"]  # not a training run: it only re-renders
 
 
 def test_a_missing_product_and_a_failed_run(profile):

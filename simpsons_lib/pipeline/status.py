@@ -103,7 +103,7 @@ def explain(p: params.Params, keys: dict, manifest: dict) -> tuple[list[str], bo
             render.append(f"the notebook {p.notebook} changed")
         if wings_changed is not None:
             render += [f"code of the {w} wing changed (simpsons_lib/{w}/)" for w in wings_changed
-                       if w not in record.WEIGHT_SHAPING_WINGS]
+                       if not retrains or w not in record.WEIGHT_SHAPING_WINGS]
         elif not retrains:
             render.append("library code may have changed (this record has no per-wing code digests)")
         if not retrains:
