@@ -23,6 +23,7 @@ def test_a_grid_is_every_combination_with_typed_values():
     assert sweep.expand(grid) == [{"lr": 0.001, "epochs": 6, "augment": False}, {"lr": 0.001, "epochs": 12, "augment": False},
                                   {"lr": 0.0003, "epochs": 6, "augment": False}, {"lr": 0.0003, "epochs": 12, "augment": False}]
     assert sweep.expand({"lr": [0.1]}, [{"lr": 0.1}, {"epochs": 3}]) == [{"lr": 0.1}, {"epochs": 3}]
+    assert sweep.default_name("mid_cnn", grid) == "mid_cnn_lr_epochs_augment"
     assert sweep.parse_value("[a, b]") == ["a", "b"] and sweep.parse_value("mid_cnn") == "mid_cnn"
     for bad in ("lr", "lr=", "=3", "lr=1 lr=2", ""):
         with pytest.raises(params.ParameterError, match="grid"):

@@ -121,6 +121,12 @@ def expand(grid: dict[str, list] | None, points: list[dict] | None = None) -> li
     return unique
 
 
+def default_name(run: str, grid: dict) -> str:
+    """A grid's roll-up name: the run and the parameters it varies (``mid_cnn_lr_epochs``), so that
+    sweeps of one run over other parameters keep pages of their own."""
+    return "_".join([run, *grid])
+
+
 def sweep_file(profile: str, name: str) -> Path:
     return paths.params_dir() / params.check_profile_name(profile) / SWEEPS_DIR / f"{name}.yaml"
 
@@ -399,7 +405,8 @@ def main(profile: str, run: str | None, grid: str | None, file: str | None, name
         if not run or not grid:
             raise ParameterError("sweep: name a run and a grid (RUN=mid_cnn GRID=\"lr=1e-3,3e-4\"), or a sweep file "
                                  f"(SWEEP=<name>: {sweep_file(profile, '<name>')})")
-        points = expand(parse_grid(grid))
+        parsed = parse_grid(grid)
+        points, name = expand(parsed), name or default_name(run, parsed)
     page, done = sweep(profile, run, points, name)
     failed = [pt for pt in done if pt.status == "failed"]
     print(f"sweep: {len(done) - len(failed)} of {len(done)} points done"
