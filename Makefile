@@ -25,7 +25,8 @@ PARAMS_ROOT ?= params
 export SIMPSONS_PARAMS_DIR := $(abspath $(PARAMS_ROOT))
 PIPELINE    := $(PY) -m simpsons_lib.pipeline
 
-.PHONY: help setup test test-fast lab data demo-data demo all pipeline study predict submit clean bench FORCE
+.PHONY: help setup test test-fast lab data demo-data demo all pipeline study predict submit clean bench FORCE \
+	sweep status compare pair pair-from-py tracking-ui
 
 # Colour only on a terminal: piped or redirected, the list is plain text.
 help: ## List the targets
@@ -41,10 +42,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name simpsons-study --display-name "Python (simpsons-study)" >/dev/null
 	touch $@
 
-test: $(STAMP) ## Run the test suite
+# The tests also cover opt-in tracking: they install the tracking extra (TensorBoard), which setup leaves out.
+TRACKING_STAMP ?= $(dir $(STAMP)).tracking-installed
+$(TRACKING_STAMP): $(STAMP)
+	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,tracking]'
+	touch $@
+
+test: $(STAMP) $(TRACKING_STAMP) ## Run the test suite
 	$(PY) -m pytest
 
-test-fast: $(STAMP) ## The quick tests (no end-to-end pipeline runs), in about a minute
+test-fast: $(STAMP) $(TRACKING_STAMP) ## The quick tests (no end-to-end pipeline runs), in about a minute
 	$(PY) -m pytest -m "not slow"
 
 # As root (containers), Jupyter needs --allow-root; LAB_ARGS adds any other option (e.g. --no-browser).
@@ -105,3 +112,30 @@ bench: $(STAMP) ## Throughput of each model: real pipeline against the GPU-resid
 
 clean: ## Remove generated outputs (never data/)
 	test ! -d $(OUTPUTS) || find $(OUTPUTS) -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+
+# --- sweeps, status, comparisons, paired notebooks, tracking -----------------------------------------
+# GRID reaches the sweep through the environment (like IMAGES): values with spaces or quotes arrive as typed.
+GRID  ?=
+SWEEP ?=
+export GRID
+sweep: $(STAMP) ## One run over a grid (RUN=mid_cnn GRID="lr=1e-3,3e-4 epochs=6,12") or a sweep file (SWEEP=name)
+	$(PIPELINE) sweep --profile '$(PROFILE)' $(if $(filter file,$(origin RUN)),,--run '$(RUN)') \
+		$(if $(SWEEP),--file '$(SWEEP)') $(if $(GRID),--grid-from-env GRID)
+
+status: $(STAMP) ## Each run of PROFILE: current, will re-run (and why), or failed; runs nothing
+	@$(PIPELINE) status --profile '$(PROFILE)'
+
+A ?=
+B ?=
+compare: $(STAMP) ## Parameter diff and metric deltas of two runs: make compare A=mid_cnn B=mid_cnn-3fa9c2 PROFILE=demo
+	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=<run> B=<run> [PROFILE=demo]" >&2; exit 2; }
+	@$(PIPELINE) compare '$(A)' '$(B)' --profile '$(PROFILE)'
+
+pair: $(STAMP) ## Write each notebook's paired percent-format .py from its .ipynb (idempotent)
+	$(PY) -m simpsons_lib.pipeline.pairing write
+
+pair-from-py: $(STAMP) ## Update each .ipynb from its edited .py (cells and sources; outputs stay none)
+	$(PY) -m simpsons_lib.pipeline.pairing update
+
+tracking-ui: $(STAMP) ## TensorBoard on PROFILE's local tracking store (outputs/<profile>/tracking; pip install -e '.[tracking]')
+	$(PY) -m tensorboard.main --logdir '$(OUT)/tracking' $(TB_ARGS)

@@ -66,6 +66,16 @@ def _plain_name(v):
     return None if v.replace("-", "_").isidentifier() else "must be a plain name (letters, digits, _ and -)"
 
 
+def _tracking(v):
+    import importlib.util
+
+    if v not in choices.TRACKING:
+        return _one_of(*choices.TRACKING)(v)
+    if v == "tensorboard" and importlib.util.find_spec("tensorboard") is None:
+        return "needs TensorBoard: pip install -e '.[tracking]'"
+    return None
+
+
 INT, FLOAT, STR, BOOL, LIST = (int,), (int, float), (str,), (bool,), (list,)
 
 DATA = {
@@ -169,6 +179,9 @@ TRAIN = {
     "tta": Spec(STR, "none", "test-time augmentation of the final validation: none, flip or flip+scales "
                 "(the best epoch is still chosen without it)", check=_one_of(*choices.TTA_MODES),
                 trains=False),
+    "tracking": Spec(STR, "none", "log the run (parameters, per-epoch and final metrics, figures) to a local store: "
+                     "none, or tensorboard (outputs/<profile>/tracking; the tracking extra)", check=_tracking,
+                     trains=False),
 }
 
 REPORT = {

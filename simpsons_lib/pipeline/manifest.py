@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..config import paths
 from ..config.files import write_json
+from . import record
 
 PACKAGES = ("torch", "torchvision", "numpy", "pillow", "scikit-learn", "scikit-image", "pandas", "matplotlib",
             "seaborn", "papermill", "nbconvert", "captum", "simpsons-lib")
@@ -44,4 +45,13 @@ def write(path: Path, *, run: str, kind: str, notebook: str, parameters: dict, k
         "device_name": metrics.get("device_name"), "host": platform.node(), "data": data,
         "started": started, "finished": finished, "seconds": round(seconds, 1),
         "products": products or {},
+        # what ``status`` diffs against when a key changes: each wing's code digest and the notebook's
+        "code": record.code_digests(), "notebook_sha1": _file_digest(paths.PROJECT_ROOT / notebook),
     })
+
+
+def _file_digest(path: Path) -> str | None:
+    try:
+        return record.digest(Path(path).read_bytes())
+    except OSError:
+        return None

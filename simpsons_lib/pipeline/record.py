@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Mapping
 
 from ..config.files import write_text
-from ..training.fingerprint import LIBRARY_DIR, code_fingerprint, digest, training_fingerprint  # noqa: F401
+from ..training.fingerprint import (LIBRARY_DIR, WEIGHT_SHAPING_WINGS, code_fingerprint, digest,  # noqa: F401
+                                   training_fingerprint, wing_files)
 
 # The index page's own code: make rebuilds the index page from these, no notebook re-runs.
 INDEX_PAGE_FILES = ("reporting/index_page.py",)
@@ -41,6 +42,17 @@ def render_fingerprint(values: Mapping, notebook: Path, library_dir: Path | None
     """What must match for an executed notebook and its reports to stand (see the module's rule)."""
     return digest(json.dumps(dict(values), sort_keys=True, default=str), Path(notebook).read_bytes(),
                   code_fingerprint(render_code_files(library_dir), library_dir))
+
+
+LIBRARY_WINGS = ("config", "data", "training", "inference", "reporting", "pipeline")
+
+
+def code_digests(library_dir: Path | None = None) -> dict[str, str]:
+    """One digest per wing of the library (its modules' paths and source; the index page's own files left
+    out, as in the render fingerprint): a manifest records them, so ``status`` can say which wing changed."""
+    root = Path(library_dir or LIBRARY_DIR)
+    render = set(render_code_files(root))
+    return {wing: code_fingerprint([f for f in wing_files([wing], root) if f in render], root) for wing in LIBRARY_WINGS}
 
 
 def write_if_changed(path: Path, text: str) -> bool:

@@ -15,6 +15,7 @@ from ..config.files import read_json
 from ..config.paths import RunPaths, StudyPaths
 from ..training.class_scores import is_validated
 from ..training.models import TransferModel
+from . import compare
 
 
 def load_run_metrics(study: StudyPaths, runs: list[str]) -> dict[str, dict]:
@@ -40,8 +41,16 @@ def metrics_table(metrics_by_run: dict[str, dict], test_scores: dict[str, dict] 
     """One row per run: validation micro-F1, macro-F1, accuracy at the best epoch, the last epoch's
     validation micro- and macro-F1 beside them (the best epoch is chosen on the same split, so the gap
     is the selection effect), and, with ``test_scores`` (``report.test_scores``), the micro- and
-    macro-F1 on the held-out test answers; ``test_scores={}`` (no test labels) says so in the column."""
-    rows = [{"run": run, "title": m.get("title", run), "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
+    macro-F1 on the held-out test answers; ``test_scores={}`` (no test labels) says so in the column.
+    ``what_changed``: the parameters in which each run differs from the run before it (``compare``)."""
+    changes, before = {}, None
+    for run, m in metrics_by_run.items():
+        if m.get("params") is None:
+            changes[run] = "mean of " + " + ".join(m["members"]) if m.get("members") else "–"
+            continue
+        changes[run] = compare.what_changed(before, m["params"]) if before is not None else "–"
+        before = m["params"]
+    rows = [{"run": run, "title": m.get("title", run), "what_changed": changes[run], "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
              "accuracy": m["accuracy"], "last_epoch_micro_f1": m.get("last_epoch_val_micro_f1"),
              "last_epoch_macro_f1": m.get("last_epoch_val_macro_f1"), "epochs": m.get("epochs_trained"),
              "train_seconds": m.get("train_seconds")}

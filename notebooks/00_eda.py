@@ -1,0 +1,111 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags
+#     notebook_metadata_filter: kernelspec,language_info,simpsons,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python (simpsons-study)
+#     language: python
+#     name: simpsons-study
+#   language_info:
+#     name: python
+#   simpsons:
+#     kind: eda
+# ---
+
+# %% [markdown]
+# # 00 · Exploring the data
+#
+# What we are given, before training anything: how many images each class has, what they look like, their sizes and colour modes, and the unlabeled test set. Every statement below about the data is computed from the data the profile names (`dataset`, `data_dir`), and the first lines say which data that is.
+
+# %% tags=["parameters"]
+profile: str = "demo"   # a folder of params/: demo, full, smoke or your own
+run: str = "eda"           # a run of that profile: params/<profile>/<run>.yaml
+overrides: dict = {}   # e.g. {"grid_classes": 4}: changed values make a run of its own
+
+# %%
+from simpsons_lib.config import console, params, paths
+from simpsons_lib.data import layout, study
+from simpsons_lib.reporting import plots
+
+console.setup_logging()
+
+# %% [markdown]
+# The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here. The table shows what differs from the defaults; `python -m simpsons_lib.config.params show <profile> <run>` lists every value with its help.
+
+# %%
+p = params.resolve(profile, run, overrides)
+rp = paths.run_paths(p)
+p
+
+# %% [markdown]
+# ## The dataset
+# Found under the data folder; every image is decoded once here to catch empty or truncated files.
+
+# %%
+s = study.load_study(p, with_test=True, bad_images_report=rp.bad_images_csv)
+print(s.describe())
+
+# %% [markdown]
+# ## Class distribution
+# When the classes are imbalanced, accuracy alone hides the rare ones: the study reports macro-F1 beside the Kaggle metric (micro-F1).
+
+# %%
+counts = layout.class_counts(s.index)
+print(layout.describe_counts(counts))
+
+# %%
+fig = plots.class_distribution(counts)
+plots.save(fig, rp.figure("class_distribution"))
+
+# %% [markdown]
+# The stratified train/validation split keeps each class's share, and gives every class with at least two images one or more validation images.
+
+# %%
+fig = plots.split_distribution(s.summary())
+plots.save(fig, rp.figure("split"))
+
+# %% [markdown]
+# ## What the classes look like
+# A few random images of the largest classes, then of the rarest.
+
+# %%
+fig = plots.sample_grid(s.index, counts.index[: p.grid_classes], p.grid_per_class, p.seed)
+plots.save(fig, rp.figure("samples_largest"))
+
+# %%
+fig = plots.sample_grid(s.index, counts.index[-6:], p.grid_per_class, p.seed)
+plots.save(fig, rp.figure("samples_rarest"))
+
+# %% [markdown]
+# ## Image sizes and modes
+# The models resize every image to a square input, and any colour mode is converted to RGB when loading.
+
+# %%
+stats = layout.image_stats(s.index, p.image_stats_sample or None, p.seed)
+stats[["width", "height"]].describe().round(1)
+
+# %%
+stats.groupby(["format", "mode"]).size().to_frame("images")
+
+# %%
+fig = plots.image_size_scatter(stats)
+plots.save(fig, rp.figure("image_sizes"))
+
+# %% [markdown]
+# ## The test set
+# Unlabeled images; the submission names one class per file (`Id,Expected`).
+
+# %%
+fig = plots.image_grid(list(s.test["path"][:12]), list(s.test["Id"][:12]), ncols=6)
+plots.save(fig, rp.figure("test_preview"))
+
+# %% [markdown]
+# ## Saved by this notebook
+
+# %%
+print(rp.listing())

@@ -1,0 +1,132 @@
+# ---
+# jupyter:
+#   jupytext:
+#     cell_metadata_filter: tags
+#     notebook_metadata_filter: kernelspec,language_info,simpsons,-jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#   kernelspec:
+#     display_name: Python (simpsons-study)
+#     language: python
+#     name: simpsons-study
+#   language_info:
+#     name: python
+#   simpsons:
+#     kind: train
+# ---
+
+# %% [markdown]
+# # 02 · MidCnn with augmentation
+#
+# SimpleCnn's blocks with padding (less of the image is lost at each step), BatchNorm1d and dropout in the classifier, trained with the recipe's per-class augmentation (the recipe's validation F1 on the Kaggle data: 0.856). This notebook's own step is the augmentation: which classes get the strong policy, why, and what the model sees.
+
+# %% tags=["parameters"]
+profile: str = "demo"   # a folder of params/: demo, full, smoke or your own
+run: str = "mid_cnn"       # a run of that profile: params/<profile>/<run>.yaml
+overrides: dict = {}   # e.g. {"worst_k": 6}: changed values make a run of its own
+
+# %%
+from simpsons_lib.config import console, params, paths
+from simpsons_lib.data import study
+from simpsons_lib.training import experiment
+from simpsons_lib.reporting import narrative, plots, tables
+
+console.setup_logging()
+
+# %% [markdown]
+# The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here. The table shows what differs from the defaults; `python -m simpsons_lib.config.params show <profile> <run>` lists every value with its help.
+
+# %% tags=["shared"]
+p = params.resolve(profile, run, overrides)
+rp = paths.run_paths(p)
+p
+
+# %% [markdown]
+# ## Data
+# Indexed, split with the seed, and decoded once at the input size (cached under `outputs/cache`, shared by every run). On a GPU the decoded split sits on the device and the augmentation runs there, a batch at a time (`loader`).
+
+# %% tags=["shared"]
+s = study.load_study(p, image_size=p.image_size, bad_images_report=rp.bad_images_csv)
+print(s.describe())
+
+# %% tags=["shared"]
+print(s.describe_split())
+
+# %% [markdown]
+# ## Augmentation
+# The recipe's per-class policy: strong augmentation (colour jitter, rotation, horizontal flip, translation: `transforms.STRONG`) for the weakest classes, mild colour jitter (`transforms.MILD`) for all others. The weakest classes come from `worst_classes` and/or a previous run's per-class validation F1 (`worst_from_run`, `worst_k`, `worst_below`).
+
+# %% tags=["shared"]
+worst = experiment.worst_classes(p, rp, s.classes)
+print(narrative.describe_augmentation(p, worst))
+
+# %% [markdown]
+# Why these classes: their F1 in the run named by `worst_from_run`, against that run's median class (classes the run could not validate are never chosen).
+
+# %%
+tables.worst_classes_table(p, rp, worst)
+
+# %% [markdown]
+# What the model sees: each row one training image, as stored, then through the mild policy, then through the strong one (the first rows are classes that get the strong policy in training; the last rows get the mild one).
+
+# %%
+fig = plots.augmentation_samples(s, worst, p.image_size, p.seed)
+plots.save(fig, rp.figure("augmentation"))
+
+# %% [markdown]
+# ## Model
+
+# %%
+model = experiment.make_model(p, s)
+print(narrative.summary(model, p.image_size))
+
+# %% [markdown]
+# ## Training
+# Checkpoints (`best.pt` by the monitored metric, `last.pt`) are saved every epoch. A checkpoint is resumed or reused only when the run's training fingerprint matches (its training parameters, the training code and the data): re-running a finished run does not train again.
+
+# %% tags=["shared"]
+result = experiment.train_model(model, s, p, rp, worst)
+result.history.round(4)
+
+# %% tags=["shared"]
+fig = plots.learning_curves(result.history, p.title)
+plots.save(fig, rp.figure("learning_curves"))
+
+# %% [markdown]
+# ## Validation
+# The best checkpoint on the validation split. Micro-F1 is Kaggle's metric (equal to accuracy for one label per image); macro-F1 weighs every class equally.
+
+# %% tags=["shared"]
+metrics, predictions = experiment.evaluate_model(model, s, p, rp, result, worst)
+tables.metrics_table({p.run_name: metrics}).round(4)
+
+# %% [markdown]
+# Rows are the true classes, columns the predictions; colours are row-normalised (the share of each class's images), numbers are counts.
+
+# %% tags=["shared"]
+fig = plots.confusion_matrix(metrics, title=f"{p.title}: confusion matrix (validation)")
+plots.save(fig, rp.figure("confusion_matrix"))
+
+# %% tags=["shared"]
+fig = plots.per_class_f1(metrics, title=f"{p.title}: per-class F1 (validation), worst first")
+plots.save(fig, rp.figure("per_class_f1"))
+
+# %% [markdown]
+# ## Mistakes
+# The most confident wrong predictions.
+
+# %% tags=["shared"]
+fig = plots.misclassified_gallery(tables.misclassified(predictions), p.gallery_size)
+plots.save(fig, rp.figure("misclassified"))
+
+# %% [markdown]
+# ## Saved by this notebook
+
+# %% tags=["shared"]
+from simpsons_lib.reporting import tracking
+tracking.log_run(p, rp)  # parameter tracking: none (default) or tensorboard, a local store in outputs/<profile>/tracking
+
+# %% tags=["shared"]
+print(rp.listing())
