@@ -30,16 +30,19 @@ overrides: dict = {}   # e.g. {"grid_classes": 4}: changed values make a run of 
 # %%
 from simpsons_lib.config import console, params, paths
 from simpsons_lib.data import layout, study
-from simpsons_lib.reporting import plots
+from simpsons_lib.reporting import notes, plots
 
 console.setup_logging()
+
+# %%
+p = params.resolve(profile, run, overrides)
+rp = paths.run_paths(p)
+notes.page_notes(p)
 
 # %% [markdown]
 # The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here. The table shows what differs from the defaults; `python -m simpsons_lib.config.params show <profile> <run>` lists every value with its help.
 
 # %%
-p = params.resolve(profile, run, overrides)
-rp = paths.run_paths(p)
 p
 
 # %% [markdown]

@@ -20,7 +20,7 @@
 # %% [markdown]
 # # 01 · SimpleCnn (with and without augmentation)
 #
-# The recipe's baseline: five Conv→BatchNorm→ReLU→MaxPool blocks (3→8→16→32→64→96 channels, no padding) and a small fully connected classifier. The pipeline runs this notebook twice: `simple_cnn` without augmentation (the recipe's validation F1 on the Kaggle data: 0.817) and `simple_cnn_aug` with the recipe's per-class augmentation (0.830), whose weakest classes come from the first run.
+# The recipe's baseline: five Conv→BatchNorm→ReLU→MaxPool blocks (3→8→16→32→64→96 channels, no padding) and a small fully connected classifier. The pipeline runs this notebook twice: `simple_cnn` without augmentation and `simple_cnn_aug` with the recipe's per-class augmentation, whose weakest classes come from the first run. The note below gives the original write-up's figure for the step, on the Kaggle data; the scores on this page are this run's, on the data the profile names.
 
 # %% tags=["parameters"]
 profile: str = "demo"   # a folder of params/: demo, full, smoke or your own
@@ -31,16 +31,19 @@ overrides: dict = {}   # e.g. {"epochs": 2}: changed values make a run of its ow
 from simpsons_lib.config import console, params, paths
 from simpsons_lib.data import study
 from simpsons_lib.training import experiment
-from simpsons_lib.reporting import narrative, plots, tables
+from simpsons_lib.reporting import narrative, notes, plots, tables
 
 console.setup_logging()
+
+# %% tags=["shared"]
+p = params.resolve(profile, run, overrides)
+rp = paths.run_paths(p)
+notes.page_notes(p)
 
 # %% [markdown]
 # The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here. The table shows what differs from the defaults; `python -m simpsons_lib.config.params show <profile> <run>` lists every value with its help.
 
 # %% tags=["shared"]
-p = params.resolve(profile, run, overrides)
-rp = paths.run_paths(p)
 p
 
 # %% [markdown]
@@ -71,7 +74,7 @@ print(narrative.summary(model, p.image_size))
 
 # %% [markdown]
 # ## Training
-# Checkpoints (`best.pt` by the monitored metric, `last.pt`) are saved every epoch. A checkpoint is resumed or reused only when the run's training fingerprint matches (its training parameters, the training code and the data): re-running a finished run does not train again.
+# While the run trains, `best.pt` (the best epoch by the monitored metric) and `last.pt` are saved every epoch. When it finishes, `best.pt` gives way to `model.pt`, the weights-only export that predict and the report load, and `last.pt` keeps the run's record (history, fingerprint) without its weights: a finished run's folder `models/<run>/` holds `model.pt` and `last.pt`. A checkpoint is resumed or reused only when the run's training fingerprint matches (its training parameters, the training code and the data): re-running a finished run does not train again.
 
 # %% tags=["shared"]
 result = experiment.train_model(model, s, p, rp, worst)
@@ -87,7 +90,7 @@ plots.save(fig, rp.figure("learning_curves"))
 
 # %% tags=["shared"]
 metrics, predictions = experiment.evaluate_model(model, s, p, rp, result, worst)
-tables.metrics_table({p.run_name: metrics}).round(4)
+tables.show(tables.metrics_table({p.run_name: metrics}))
 
 # %% [markdown]
 # Rows are the true classes, columns the predictions; colours are row-normalised (the share of each class's images), numbers are counts.

@@ -33,7 +33,7 @@
 #
 # ## Why the full profile bets on ConvNeXt-Tiny
 #
-# On Kaggle, one test error costs about 0.001 of micro-F1: the recipe's 0.993 is about seven errors, the public best (0.997-0.998, EfficientNet-B2/B4) two or three, and 0.998 or better allows at most two. The recipe leaves most of its network frozen on ImageNet features; the gap is closed by letting the whole of a stronger backbone adapt to cartoon images without overfitting 20,933 images. The full profile's `modern` run does that with ConvNeXt-Tiny (torchvision's `IMAGENET1K_V1`, 82.5 % ImageNet top-1 against ResNet50's 76.1 % and EfficientNet-B2's 80.6 %) at 224 px, the resolution its weights were made at and the one the other runs' image cache already holds; it is fine-tuned whole with the recipe ConvNeXt was itself trained with (AdamW, weight decay 0.05, warmup then cosine, label smoothing 0.1, MixUp/CutMix), plus layer-wise LR decay 0.7 and flip TTA. That is the bet; this repository has not run it on the Kaggle data, and only that run (or a Kaggle score) can confirm it.
+# On Kaggle, one test error costs about 0.001 of micro-F1: the original write-up's 0.993 (its ResNet50 submission) is about seven errors, the public best (0.997-0.998, EfficientNet-B2/B4) two or three, and 0.998 or better allows at most two. The recipe leaves most of its network frozen on ImageNet features; the gap is closed by letting the whole of a stronger backbone adapt to cartoon images without overfitting 20,933 images. The full profile's `modern` run does that with ConvNeXt-Tiny (torchvision's `IMAGENET1K_V1`, 82.5 % ImageNet top-1 against ResNet50's 76.1 % and EfficientNet-B2's 80.6 %) at 224 px, the resolution its weights were made at and the one the other runs' image cache already holds; it is fine-tuned whole with the recipe ConvNeXt was itself trained with (AdamW, weight decay 0.05, warmup then cosine, label smoothing 0.1, MixUp/CutMix), plus layer-wise LR decay 0.7 and flip TTA. That is the bet; this repository has not run it on the Kaggle data, and only that run (or a Kaggle score) can confirm it.
 
 # %% tags=["parameters"]
 profile: str = "demo"   # a folder of params/: demo, full, smoke or your own
@@ -44,16 +44,19 @@ overrides: dict = {}   # e.g. {"epochs": 1}: changed values make a run of its ow
 from simpsons_lib.config import console, params, paths
 from simpsons_lib.data import study
 from simpsons_lib.training import experiment, optim
-from simpsons_lib.reporting import narrative, plots, tables
+from simpsons_lib.reporting import narrative, notes, plots, tables
 
 console.setup_logging()
+
+# %% tags=["shared"]
+p = params.resolve(profile, run, overrides)
+rp = paths.run_paths(p)
+notes.page_notes(p)
 
 # %% [markdown]
 # The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here. The table shows what differs from the defaults; `python -m simpsons_lib.config.params show <profile> <run>` lists every value with its help.
 
 # %% tags=["shared"]
-p = params.resolve(profile, run, overrides)
-rp = paths.run_paths(p)
 p
 
 # %% [markdown]
@@ -95,7 +98,7 @@ tables.param_groups_table(optim.parameter_groups(model, p))
 
 # %% [markdown]
 # ## Training
-# Checkpoints (`best.pt` by the monitored metric, `last.pt`) are saved every epoch. A checkpoint is resumed or reused only when the run's training fingerprint matches (its training parameters, the training code and the data): re-running a finished run does not train again.
+# While the run trains, `best.pt` (the best epoch by the monitored metric) and `last.pt` are saved every epoch. When it finishes, `best.pt` gives way to `model.pt`, the weights-only export that predict and the report load, and `last.pt` keeps the run's record (history, fingerprint) without its weights: a finished run's folder `models/<run>/` holds `model.pt` and `last.pt`. A checkpoint is resumed or reused only when the run's training fingerprint matches (its training parameters, the training code and the data): re-running a finished run does not train again.
 
 # %% tags=["shared"]
 result = experiment.train_model(model, s, p, rp, worst)
@@ -111,7 +114,7 @@ plots.save(fig, rp.figure("learning_curves"))
 
 # %% tags=["shared"]
 metrics, predictions = experiment.evaluate_model(model, s, p, rp, result, worst)
-tables.metrics_table({p.run_name: metrics}).round(4)
+tables.show(tables.metrics_table({p.run_name: metrics}))
 
 # %% [markdown]
 # Rows are the true classes, columns the predictions; colours are row-normalised (the share of each class's images), numbers are counts.

@@ -32,16 +32,19 @@ from simpsons_lib.config import console, files, params, paths
 from simpsons_lib.data import layout
 from simpsons_lib.training import devices
 from simpsons_lib.inference import submission
-from simpsons_lib.reporting import gradcam, narrative, plots, report, tables
+from simpsons_lib.reporting import gradcam, narrative, notes, plots, report, tables
 
 console.setup_logging()
+
+# %%
+p = params.resolve(profile, run, overrides)
+rp = paths.run_paths(p)
+notes.page_notes(p)
 
 # %% [markdown]
 # The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here. The table shows what differs from the defaults; `python -m simpsons_lib.config.params show <profile> <run>` lists every value with its help.
 
 # %%
-p = params.resolve(profile, run, overrides)
-rp = paths.run_paths(p)
 device = devices.select_device(p.device)
 p
 
@@ -60,7 +63,7 @@ scores = report.test_scores(rp.study, p, p.runs, p.ensemble, device, test_answer
 # %%
 table = tables.metrics_table(metrics, scores)
 files.write_csv(rp.study.evolution_csv, table)
-table.round(4)
+tables.show(table)
 
 # %%
 fig = plots.f1_evolution(table)
