@@ -174,3 +174,17 @@ def test_top_confusions_read_the_confusion_matrix():
         {"true": "bart_simpson", "predicted": "homer_simpson", "images": 9, "of": 9},
         {"true": "lisa_simpson", "predicted": "homer_simpson", "images": 7, "of": 7}]
 
+
+
+def test_the_index_lists_each_sweep_with_its_best_point_and_links_its_page(study):
+    assert "<h2>Sweeps</h2>" not in rendered(study)
+    write_json(study.dir / "sweeps" / "mid_cnn_lr.json", {"name": "mid_cnn_lr", "run": "mid_cnn", "points": [
+        {"run_name": "mid_cnn-aaaaaa", "val_micro_f1": 0.81, "status": "done"},
+        {"run_name": "mid_cnn-bbbbbb", "val_micro_f1": 0.86, "status": "done"},
+        {"run_name": "mid_cnn-cccccc", "status": "failed"}]})
+    assert "<h2>Sweeps</h2>" not in rendered(study)  # no page written yet: nothing to link
+    write_text(study.reports / "sweep_mid_cnn_lr.html", "<html></html>")
+    page = rendered(study)
+    assert '<a href="sweep_mid_cnn_lr.html">mid_cnn_lr</a>: run mid_cnn, 3 points, 1 failed; best mid_cnn-bbbbbb ' \
+           '(val micro-F1 0.8600)' in page
+    assert broken_links(study.reports) == {}

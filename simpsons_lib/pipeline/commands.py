@@ -41,7 +41,11 @@ def main(argv: list[str] | None = None) -> None:
             from . import sweep as sweeps
 
             grid = os.environ.get(args.grid_from_env, "") if args.grid_from_env else args.grid
-            raise SystemExit(sweeps.main(args.profile, args.run, grid or None, args.file, args.name))
+            code = sweeps.main(args.profile, args.run, grid or None, args.file, args.name)
+            from ..reporting import index_page  # the index lists the sweep's page
+
+            index_page.build(paths.StudyPaths(args.profile), params.profile_runs(args.profile))
+            raise SystemExit(code)
         if args.cmd == "status":
             from . import status as statuses
 

@@ -18,6 +18,7 @@ from ..config import params, paths
 from ..config.files import read_json, write_text
 from . import notes as page_notes
 from . import original
+from . import sweeps
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 BEYOND_THE_RECIPE = ("04_modern_finetune",)  # notebooks whose runs go beyond the original's recipe
@@ -221,7 +222,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
                    "seconds": (i["manifest"] or {}).get("seconds"),
                    "device": (i["manifest"] or {}).get("device_name") or (i["manifest"] or {}).get("device")}
                   for r, i in info.items()],
-        generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        sweeps=sweeps.sweep_pages(study), generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return write_text(study.index_html, page)
 
 
