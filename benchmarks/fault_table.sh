@@ -44,13 +44,15 @@ d[i+5:i+9]=(15000).to_bytes(2,"big")+(15000).to_bytes(2,"big"); open("$W/bad/tes
 PYEOF
 cp -r $W/params/smoke $W/params/bad; sed -i "s#^dataset: demo#data_dir: $W/bad\non_bad_image: skip#" $W/params/bad/_common.yaml
 sed -i 's/^answers.*//' $W/params/bad/_common.yaml; rm -f $W/bad/.demo*
-for n in bomb loop dangling; do echo "$n.jpg,bart_simpson" >> $W/bad/sample_submission.csv; done
+cp $W/bad/sample_submission.csv $W/sample.csv
+sample_with() { cp $W/sample.csv $W/bad/sample_submission.csv; echo "$1,bart_simpson" >> $W/bad/sample_submission.csv; }
+sample_with bomb.jpg
 t "5 bomb in test folder (skip), plan" $PY -m simpsons_lib.pipeline plan --profile bad
 t "5 bomb, predict" $PY -m simpsons_lib.inference.predict --model $W/m.pt $W/bad/testset/testset --out $W/p.csv
-rm $W/bad/testset/testset/bomb.jpg; ln -s loop.jpg $W/bad/testset/testset/loop.jpg
+rm $W/bad/testset/testset/bomb.jpg; sample_with loop.jpg; ln -s loop.jpg $W/bad/testset/testset/loop.jpg
 t "6 looping symlink (skip), plan" $PY -m simpsons_lib.pipeline plan --profile bad
-rm $W/bad/testset/testset/loop.jpg; ln -s $W/nothing.jpg $W/bad/testset/testset/dangling.jpg
+rm $W/bad/testset/testset/loop.jpg; sample_with dangling.jpg; ln -s $W/nothing.jpg $W/bad/testset/testset/dangling.jpg
 t "6 dangling symlink (skip), plan" $PY -m simpsons_lib.pipeline plan --profile bad
-rm $W/bad/testset/testset/dangling.jpg; cp $W/bad/testset/testset/$(ls $W/bad/testset/testset | head -1) $W/bad/testset/testset/extra1.jpg
+rm $W/bad/testset/testset/dangling.jpg; cp $W/sample.csv $W/bad/sample_submission.csv; cp $W/bad/testset/testset/$(ls $W/bad/testset/testset | head -1) $W/bad/testset/testset/extra1.jpg
 t "9 test image not in sample_submission, plan" $PY -m simpsons_lib.pipeline plan --profile bad
 rm -rf "$W" /tmp/x
