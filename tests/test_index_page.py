@@ -188,3 +188,9 @@ def test_the_index_lists_each_sweep_with_its_best_point_and_links_its_page(study
     assert '<a href="sweep_mid_cnn_lr.html">mid_cnn_lr</a>: run mid_cnn, 3 points, 1 failed; best mid_cnn-bbbbbb ' \
            '(val micro-F1 0.8600)' in page
     assert broken_links(study.reports) == {}
+
+
+def test_a_run_that_fell_back_to_random_weights_never_reads_as_pretrained(study):
+    finished(study, "resnet50", micro=0.15, weights_used=None, weights_fallback_reason="IMAGENET1K_V1 unavailable")
+    tried = row(rendered(study), "resnet50")
+    assert "random weights (IMAGENET1K_V1 could not be had)" in tried and "with IMAGENET1K_V1:" not in tried

@@ -454,7 +454,8 @@ def run_notebook(profile: str, run: str) -> Path:
             else:
                 cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             also = f"; the results of {', '.join(dependants)}, which read it, are removed too" if dependants else ""
-            raise PipelineError(f"[{run}] FAILED in {cause}{where}{also}") from None
+            cause = f": {cause}" if cause == "interrupted" else f" in {cause}"
+            raise PipelineError(f"[{run}] FAILED{cause}{where}{also}") from None
     print(f"[{run}] done in {seconds:.0f} s -> {rp.notebook}", flush=True)
     return rp.notebook
 

@@ -173,7 +173,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
                "title": p.get("title") or {"eda": "Exploring the data", "report": "The report"}.get(kind, run)}
         met = _read(study.run(run).metrics_json) if kind == "train" else None
         if kind == "train":
-            row["tried"] = page_notes.describe_step(p) if p else ""
+            row["tried"] = page_notes.describe_step(p, met) if p else ""
         if met is not None and shown(state):
             weights_used[run] = {k: met[k] for k in ("weights_used", "weights_fallback_reason") if k in met}
             row.update(title=met.get("title", run), val=f"{met['micro_f1']:.4f}", details={

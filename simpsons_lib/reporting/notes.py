@@ -35,10 +35,13 @@ ARCH_NAMES = {"simple_cnn": "SimpleCnn (five conv blocks, no padding)",
               "mid_cnn": "MidCnn (padded conv blocks, BatchNorm1d and dropout in the classifier)"}
 
 
-def describe_step(p: Mapping) -> str:
-    """What a training run tries, in one line, from its parameters (any profile's)."""
+def describe_step(p: Mapping, metrics: Mapping | None = None) -> str:
+    """What a training run tries, in one line, from its parameters (any profile's); with its ``metrics``, a run
+    whose named weights could not be had (``weights_used: null``) says it trained from random weights."""
     if p.get("arch") == "transfer":
         weights = p.get("weights") or "random weights"
+        if p.get("weights") and metrics is not None and "weights_used" in metrics and metrics["weights_used"] is None:
+            weights = f"random weights ({p['weights']} could not be had)"
         trains = "the whole network" if p.get("finetune") == "full" else "the last stage and a new head"
         model = f"{p.get('backbone')} with {weights}: {trains} trained"
     else:
