@@ -5,7 +5,8 @@ data: ``modern`` as its run file sets it, and the recipe's ``resnet50`` run (las
 one LR, no schedule, no smoothing or mixing) with the modern run's backbone, weights, input size and
 epochs. Neither uses ``worst_from_run`` (nothing else is trained first): every class gets the mild
 augmentation in both. ``val_*`` is the final validation (with the run's ``tta``), ``no_tta_*`` the best
-epoch's validation during training (never with TTA). The ImageNet weights must really be loaded
+epoch's validation during training (never with TTA). ``vs_modern``: on the same validation images, how
+many only this run gets right and how many only ``modern`` does, with the exact sign test's p. The ImageNet weights must really be loaded
 (TORCH_HOME with them cached): the script stops rather than compare random backbones.
 
     SIMPSONS_DATA_DIR=$TMP/data python -m simpsons_lib.pipeline demo-data --profile demo
@@ -76,7 +77,7 @@ def run_one(label: str, p) -> dict:
         raise SystemExit(f"{label}: {p['backbone']} {p['weights']} weights could not be loaded "
                          f"({model.weights_fallback_reason}); point TORCH_HOME at a copy of ../shared/torch-hub")
     result = experiment.train_model(model, s, p, rp, [], progress=False)
-    metrics, _ = experiment.evaluate_model(model, s, p, rp, result, [])
+    metrics, predictions = experiment.evaluate_model(model, s, p, rp, result, [])
     changed = {k: v for k, v in p.changed().items() if k not in ("notebook", "title", "device", "resume")}
     best = result.history.loc[result.history["epoch"] == result.best_epoch].iloc[0]  # validated without TTA
     return {"run": label, "val_micro_f1": round(metrics["micro_f1"], 4), "val_macro_f1": round(metrics["macro_f1"], 4),
@@ -84,7 +85,23 @@ def run_one(label: str, p) -> dict:
             "best_epoch": result.best_epoch, "train_s": round(result.train_seconds, 1),
             "total_s": round(time.perf_counter() - start, 1), "trainable": metrics["parameters"]["trainable"],
             "train_images": len(s.train), "val_images": len(s.val), "tta": p["tta"],
-            "settings": ", ".join(f"{k}={v}" for k, v in sorted(changed.items()))}
+            "settings": ", ".join(f"{k}={v}" for k, v in sorted(changed.items())),
+            "_correct": predictions.set_index("path")["correct"]}
+
+
+def paired(row: dict, reference: dict) -> str:
+    """``row`` against ``reference`` on the validation images they share (the same split): images only
+    ``row`` gets right / only ``reference`` does, and the exact two-sided sign test's p on those (what
+    one seed on a few hundred images can tell). Empty when they were validated on other images."""
+    from scipy.stats import binomtest
+
+    a, b = row["_correct"], reference["_correct"]
+    if row is reference or set(a.index) != set(b.index):
+        return ""
+    b = b.reindex(a.index)
+    gained, lost = int((a & ~b).sum()), int((~a & b).sum())
+    p = binomtest(gained, gained + lost).pvalue if gained + lost else 1.0
+    return f"+{gained} / -{lost} (p {p:.2f})"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -100,7 +117,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     runs = compare_params(args.epochs, args.image_size, [parse_variant(v) for v in args.variant])
     rows = [run_one(label, p) for label, p in runs.items()]
-    table = pd.DataFrame(rows)
+    reference = rows[1]  # the modern run as its run file sets it: what each variant changes
+    for row in rows:
+        row["vs_modern"] = paired(row, reference)
+    table = pd.DataFrame(rows).drop(columns="_correct")
     p = next(iter(runs.values()))
     print(f"{p['backbone']} {p['weights']}, {p['image_size']} px, {p['epochs']} epochs, batch {p['batch_size']}, "
           f"seed {p['seed']}; torch {torch.__version__}, {torch.get_num_threads()} threads, "

@@ -3,11 +3,11 @@
 # torch and torchvision installed; papermill and the other notebook packages come as wheels in .whl/,
 # downloaded beforehand on a machine with network access by `bash benchmarks/fetch_device_wheels.sh`).
 # From the repository root, with .whl/ copied along:
-#     DEADLINE=480 bash benchmarks/gpu_check.sh        # about 400 s on one H100
+#     DEADLINE=560 bash benchmarks/gpu_check.sh        # about 400 s on one H100 before modern joined `make all`
 # It generates the full-size drawn stand-in (scale 1.0, Kaggle layout) into the profile's data folder, runs
-# the throughput benchmark, then `make pipeline PROFILE=full` (params/full/ copied to a temporary params
-# folder, PARAMS_ROOT, with the transfer runs' weights (resnet50, modern) set to null: no ImageNet weights
-# can be downloaded offline)
+# the throughput benchmark (every model, `modern` included), then `make pipeline PROFILE=full` (every run,
+# `modern` included; params/full/ copied to a temporary params folder, PARAMS_ROOT, with the transfer runs'
+# weights (resnet50, modern) set to null: no ImageNet weights can be downloaded offline)
 # from a cold image cache, and writes under $OUT: gpu.txt (machine, versions, data generation),
 # bench.csv (the benchmark at batch 256 and at the full profile's batch 64), bench.txt (its log), trace.txt
 # (torch.profiler of the pipeline at batch 256), make_all.txt, summary.txt (wall time, peak host and GPU

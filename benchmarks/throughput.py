@@ -34,11 +34,16 @@ from simpsons_lib.training import experiment  # noqa: E402
 from simpsons_lib.training import loop as train  # noqa: E402
 from simpsons_lib.training import optim  # noqa: E402
 from simpsons_lib.training.devices import to_device  # noqa: E402
+from simpsons_lib.training.transforms import batch_mixing  # noqa: E402
 from simpsons_lib.config.files import write_csv, write_text  # noqa: E402
 from simpsons_lib.config.paths import PROJECT_ROOT  # noqa: E402
 
 MODELS = {"simple_cnn": {"arch": "simple_cnn"}, "mid_cnn": {"arch": "mid_cnn"},
-          "resnet50": {"arch": "transfer", "backbone": "resnet50", "weights": None}}
+          "resnet50": {"arch": "transfer", "backbone": "resnet50", "weights": None},
+          # the full profile's modern run (params/full/modern.yaml): ConvNeXt-Tiny, every layer trained, with
+          # its MixUp/CutMix on the device (weights: random here, the same cost as ImageNet's)
+          "modern": {"arch": "transfer", "backbone": "convnext_tiny", "weights": None, "finetune": "full",
+                     "head_dropout": 0.2, "mixup_alpha": 0.2, "cutmix_alpha": 1.0}}
 
 
 def forever(loader):
@@ -66,6 +71,10 @@ class Bench:
         self.model = devices.to_training_device(experiment.make_model(p, s), self.device)
         self.optimizer = optim.build_optimizer(self.model, "adam", 1e-4)
         self.loss_fn = torch.nn.CrossEntropyLoss()
+        # what train_model adds to each step: MixUp/CutMix on the device, the EMA's update
+        self.mixing = batch_mixing(p["mixup_alpha"], p["cutmix_alpha"], s.n_classes)
+        ema = train.averaged_model(self.model, p["ema_decay"])
+        self.after_step = (lambda: ema.update_parameters(self.model)) if ema is not None else None
         worst = s.summary().index[-12:].tolist()  # the rarest classes get strong augmentation
         self.loader = experiment.make_train_loader(p, s, self.device, worst)  # exactly what training uses
         self.stream = forever(self.loader)
@@ -75,7 +84,8 @@ class Bench:
 
     def train_one(self, batches) -> int:
         """The training loop's own pass over ``batches``; returns the images seen."""
-        return train.train_epoch(self.model, batches, self.optimizer, self.loss_fn, self.device, self.p["amp"])[2]
+        return train.train_epoch(self.model, batches, self.optimizer, self.loss_fn, self.device, self.p["amp"],
+                                 self.mixing, after_step=self.after_step)[2]
 
     def ceiling(self, steps: int, warmup: int) -> float:
         bs, size = self.p["batch_size"], self.p["image_size"]

@@ -28,8 +28,8 @@ run: str = "eda"           # a run of that profile: params/<profile>/<run>.yaml
 overrides: dict = {}   # e.g. {"grid_classes": 4}: changed values make a run of its own
 
 # %%
-from simpsons_lib.config import console, params, paths
-from simpsons_lib.data import layout, study
+from simpsons_lib.config import console, files, params, paths
+from simpsons_lib.data import layout, near_duplicates, study
 from simpsons_lib.reporting import notes, plots
 
 console.setup_logging()
@@ -98,6 +98,37 @@ stats.groupby(["format", "mode"]).size().to_frame("images")
 # %%
 fig = plots.image_size_scatter(stats)
 plots.save(fig, rp.figure("image_sizes"))
+
+# %% [markdown]
+# ## Near-duplicate frames
+# The show's frames come in runs of near-identical images. A random split puts copies of one frame on both sides, and validation then partly scores memory. Every image gets a perceptual hash (a DCT hash of its 32 px grey version, 195 bits, stored once in the image cache's folder); two images whose hashes differ in at most `near_duplicate_bits` bits are near-duplicates, and the connected pairs form groups. The table gives the groups, and what the recipe's random split and the grouped split (`split: grouped`, which keeps each group on one side) make of them; on the drawn demo data, which plants such copies, it also scores the audit against them.
+
+# %%
+audit = study.near_duplicate_audit(s, p)
+audit_table = near_duplicates.audit_table(audit)
+files.write_csv(rp.table("near_duplicates"), audit_table, index=True)
+audit_table
+
+# %%
+print(near_duplicates.describe(audit[p.split], p.split))
+
+# %% [markdown]
+# The closest pairs among the training images, with their distance in bits (the groups are listed in `metrics/eda_near_duplicate_groups.csv`):
+
+# %%
+files.write_csv(rp.table("near_duplicate_groups"), s.near_duplicates.group_table())
+fig = plots.near_duplicate_pairs(s.near_duplicates.closest_pairs(), p.near_duplicate_bits, n=p.grid_per_class * 3)
+plots.save(fig, rp.figure("near_duplicate_pairs"))
+
+# %% [markdown]
+# Test images with a near-duplicate among the training images (left: the test image's Id; listed in `metrics/eda_test_near_duplicates.csv`): a model may have seen them already, as on Kaggle.
+
+# %%
+test_pairs = s.near_duplicates.closest_pairs(test=True)
+files.write_csv(rp.table("test_near_duplicates"), test_pairs)
+fig = plots.near_duplicate_pairs(test_pairs, p.near_duplicate_bits, n=p.grid_per_class * 3,
+                                 title=f"Test images and their nearest training image (at most {p.near_duplicate_bits} bits)")
+plots.save(fig, rp.figure("test_near_duplicate_pairs"))
 
 # %% [markdown]
 # ## The test set

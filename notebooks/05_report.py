@@ -93,6 +93,19 @@ cue
 print(narrative.describe_strong_cue(cue))
 
 # %% [markdown]
+# ## Validation and near-duplicate frames
+# The show's frames come in runs of near-identical images (the EDA's audit). For each run: how many of its validation images have a near-duplicate among its training images, and how it scores on those against the others. Each run of `split_runs` was trained like one of `runs` but on the other split (`split: grouped` keeps each group of near-duplicates on one side): the second table puts the two side by side, so what the random split flatters is measured, not assumed. The two splits validate on different images, so the difference also holds the noise of that draw.
+
+# %%
+split_metrics = tables.load_run_metrics(rp.study, p.split_runs)
+validation = tables.near_duplicate_validation(rp.study, {**metrics, **split_metrics})
+validation.round(4)
+
+# %%
+comparison = tables.split_comparison(metrics, split_metrics)
+print(narrative.describe_splits(comparison, validation))
+
+# %% [markdown]
 # ## The best run
 
 # %%

@@ -21,9 +21,9 @@ def test_benchmark_prints_a_table_for_each_model(tiny_demo, tmp_path):
          "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     table = pd.read_csv(out)
-    assert list(table["model"]) == ["simple_cnn", "mid_cnn", "resnet50"]
+    assert list(table["model"]) == ["simple_cnn", "mid_cnn", "resnet50", "modern"]
     assert (table[["pipeline_img_s", "ceiling_img_s", "ratio", "epoch_s"]] > 0).all().all()
-    assert "ceiling_img_s" in result.stdout and "resnet50" in result.stdout
+    assert "ceiling_img_s" in result.stdout and "modern" in result.stdout
 
 
 def test_benchmark_measures_the_device_batch_path_at_several_batch_sizes_and_profiles_it(tiny_demo, tmp_path):

@@ -13,7 +13,7 @@ from simpsons_lib.config import params, paths
 from simpsons_lib.config.files import write_json, write_text
 from simpsons_lib.reporting import index_page, original
 
-DEMO_RUNS = ["eda", "simple_cnn", "simple_cnn_aug", "mid_cnn", "resnet50", "modern", "report"]
+DEMO_RUNS = ["eda", "simple_cnn", "simple_cnn_aug", "simple_cnn_grouped", "mid_cnn", "resnet50", "modern", "report"]
 CLASSES = ["bart_simpson", "homer_simpson", "lisa_simpson"]
 
 
@@ -82,7 +82,7 @@ def test_a_partial_study_lists_every_run_with_its_state_and_links_only_what_exis
     assert 'href="../notebooks/mid_cnn.FAILED.ipynb"' in failed and "mid_cnn_reader.html" not in page
     assert "not run yet" in row(page, "resnet50") and "not run yet" in row(page, "report")
     assert "needs" not in row(page, "resnet50")  # resnet50 reads simple_cnn, current
-    assert re.search(r"not run yet \(needs simple_cnn_aug, mid_cnn, resnet50, modern\)", row(page, "report"))
+    assert re.search(r"not run yet \(needs simple_cnn_aug, mid_cnn, resnet50, modern, simple_cnn_grouped\)", row(page, "report"))
     assert "eda_reader.html" not in page and "eda.html" not in page  # removed pages: not linked
     assert "Submission:" not in page and "submission.csv" not in page
     assert "0.817" in row(page, "simple_cnn") and "0.856" in row(page, "mid_cnn")  # the original's, labelled

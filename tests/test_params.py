@@ -160,7 +160,7 @@ def test_upstream_runs_come_from_the_keys_that_name_runs():
     assert params.upstream_runs(params.resolve("demo", "mid_cnn")) == ["simple_cnn"]
     assert params.upstream_runs(params.resolve("demo", "simple_cnn")) == []
     assert params.upstream_runs(params.resolve("demo", "report")) == ["simple_cnn", "simple_cnn_aug", "mid_cnn",
-                                                                      "resnet50", "modern"]
+                                                                      "resnet50", "modern", "simple_cnn_grouped"]
 
 
 def test_notebook_parameters_cells_only_pick_a_run():

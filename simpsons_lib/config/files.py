@@ -50,9 +50,10 @@ def read_json(path: str | os.PathLike) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def write_csv(path: str | os.PathLike, frame) -> Path:
+def write_csv(path: str | os.PathLike, frame, index: bool = False) -> Path:
+    """``frame`` as CSV at ``path``, atomically (``index``: with its index as the first column)."""
     with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False)
+        frame.to_csv(tmp, index=index)
     return Path(path)
 
 

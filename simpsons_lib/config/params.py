@@ -97,6 +97,11 @@ DATA = {
                          check=_one_of(*choices.ON_BAD_IMAGE)),
     "seed": Spec(INT, 0, "one seed for split, initial weights, augmentation and loader order", check=_range(0)),
     "val_fraction": Spec(FLOAT, 0.25, "validation share of each class", check=_range(0, 0.9, lo_open=True)),
+    "split": Spec(STR, "random", "random (the recipe's stratified split) or grouped (each group of near-duplicate "
+                  "frames kept on one side, stratified by class as far as the groups allow)",
+                  check=_one_of(*choices.SPLITS)),
+    "near_duplicate_bits": Spec(INT, 34, "two images are near-duplicates when their 195-bit DCT hashes differ in "
+                                "at most this many bits (the audit, and the grouped split)", check=_range(0, 194)),
 }
 
 EDA = {
@@ -187,6 +192,9 @@ TRAIN = {
 REPORT = {
     **DATA,
     "runs": Spec(LIST, [], "training runs compared, in study order", check=_str_list, names_runs=True),
+    "split_runs": Spec(LIST, [], "runs that differ from one of runs only in split (grouped or random): the report "
+                       "shows the validation score under both splits side by side", check=_str_list, names_runs=True,
+                       trains=False),
     "submission_run": Spec(STR, "best", "run whose model predicts the test set, 'best' (by validation "
                            "micro-F1, the ensemble included), or 'ensemble'", names_runs=True, trains=False),
     "ensemble": Spec(LIST, [], "runs whose mean probabilities make the ensemble (validated like a run, in the "
@@ -493,6 +501,30 @@ def training_values(p: Mapping[str, Any]) -> dict:
     """The parameters that shape the trained weights (``Spec.trains``): the training fingerprint's part."""
     schema = _schema(p.kind)
     return {k: p[k] for k, spec in schema.items() if spec.trains}
+
+
+def split_partner(run: str, values_by_run: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """The run of ``values_by_run`` (each run's training parameters) trained like ``run`` but under the other
+    ``split``: every other parameter that shapes the weights equal. None when there is none."""
+    def key(values: Mapping[str, Any]) -> dict:
+        return {k: values.get(k, spec.default) for k, spec in TRAIN.items() if spec.trains and k != "split"}
+
+    mine = values_by_run[run]
+    for other, theirs in values_by_run.items():
+        if other != run and theirs.get("split", "random") != mine.get("split", "random") and key(theirs) == key(mine):
+            return other
+    return None
+
+
+def check_split_runs(p: Mapping[str, Any], resolved: Mapping[str, Mapping[str, Any]], where: str = "") -> None:
+    """A report's ``split_runs``: each must have a partner among its ``runs`` (``split_partner``), checked when
+    the study is planned, before any training."""
+    for run in p.get("split_runs") or []:
+        values = {r: training_values(resolved[r]) for r in dict.fromkeys([*p["runs"], run]) if r in resolved}
+        if run in values and split_partner(run, values) is None:
+            raise ParameterError(f"{where}parameter 'split_runs': run {run!r} ({values[run]['split']} split) differs "
+                                 f"in more than its split from every run of runs ({', '.join(p['runs'])}); give it "
+                                 "the same parameters as one of them but split")
 
 
 def describe(p: Params) -> str:

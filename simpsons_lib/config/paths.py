@@ -109,6 +109,10 @@ class RunPaths:
     def figure(self, name: str) -> Path:
         return self.figures / f"{self.run}_{name}.png"
 
+    def table(self, name: str) -> Path:
+        """A table the run writes beside its metrics: ``metrics/<run>_<name>.csv``."""
+        return self.metrics / f"{self.run}_{name}.csv"
+
     def files(self) -> list[Path]:
         """Everything this run has written so far (figures, metrics, checkpoints), sorted; never the files
         of a run whose name extends this one's (``simple_cnn_aug`` is not ``simple_cnn``'s)."""

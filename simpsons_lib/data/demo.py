@@ -10,6 +10,12 @@ each character from its look. Only the look depends on the class: canvas size, s
 quality are drawn the same way for every class (``leakage.metadata_cue_check`` tests the file side of
 this). Class counts follow the real ones at ``scale`` (at least 3 each).
 
+Like the show's frames, which come in runs of near-identical images, some images are near-copies of an
+earlier image of the same class (``FRAME_COPY_SHARE``): the same drawing, slightly cropped and shifted,
+resized back to its size and re-encoded at a JPEG quality of its own (drawn like every image's); a few
+test images are such copies of a training image (``TEST_COPY_SHARE``). Which images are copies is drawn
+for every class alike, from a random stream of its own: the other images are the same as without copies.
+
     python -m simpsons_lib.demo_data --out data/demo --scale 0.05
 """
 
@@ -46,6 +52,9 @@ KAGGLE_CLASS_COUNTS: dict[str, int] = {
 }
 KAGGLE_TEST_SIZE = 991
 MIN_PER_CLASS = 3
+FRAME_COPY_SHARE = 0.12  # training images that are near-copies of an earlier frame of their class
+TEST_COPY_SHARE = 0.1  # test images that are near-copies of a training image
+MAX_COPY_SHIFT = 0.02  # a copy's crop: up to this share of each side, on each edge
 DISTRACTOR_SHARE = 0.15  # frames with a second, smaller character (of any class) behind
 
 SKINS = [(255, 217, 15), (250, 235, 215), (160, 110, 60)]
@@ -279,17 +288,43 @@ def scaled_counts(scale: float) -> dict[str, int]:
     return {c: max(MIN_PER_CLASS, round(n * scale)) for c, n in KAGGLE_CLASS_COUNTS.items()}
 
 
+GENERATOR_VERSION = 2  # in DEMO_DATA.txt: data drawn by an older generator is drawn again (2: frame copies)
 BOXES_FILE = "character_boxes.csv"  # beside the data, outside the images: where each character was drawn
+COPIES_FILE = "frame_copies.csv"  # beside the data: which image is a near-copy of which (path, copy_of)
 
 
 def _render_job(job: tuple) -> tuple | None:
-    out_path, seed, name, idx, distractor_name, looks = job
-    rng = np.random.default_rng([seed, _stable(name), idx])
+    """Draw and save one image; returns the character's box and the image size (None: no box). A copy
+    (``copy_of``: the index of the frame it copies) draws that frame again, then crops and re-encodes it."""
+    out_path, seed, name, idx, distractor_name, looks, copy_of = job
+    rng = np.random.default_rng([seed, _stable(name), idx if copy_of is None else copy_of])
     distractor = looks[distractor_name] if distractor_name else None
     boxes: list = []
     img = render_image(looks[name], rng, distractor, boxes)
-    img.save(out_path, "JPEG", quality=int(rng.integers(60, 96)))
-    return (*boxes[0], img.width, img.height) if boxes and boxes[0] else None
+    quality = int(rng.integers(60, 96))
+    box = boxes[0] if boxes else None
+    if copy_of is not None:
+        own = np.random.default_rng([seed, _stable(name), idx, 1])
+        img, box = near_copy(img, box, own)
+        quality = int(own.integers(60, 96))
+    img.save(out_path, "JPEG", quality=quality)
+    return (*box, img.width, img.height) if box else None
+
+
+def near_copy(img: Image.Image, box: tuple | None, rng: np.random.Generator) -> tuple[Image.Image, tuple | None]:
+    """A near-identical frame: ``img`` cropped by up to ``MAX_COPY_SHIFT`` of each side on each edge (a small
+    crop and shift at once) and resized back to its size; ``box`` moved and scaled with it."""
+    w, h = img.size
+    x0, x1 = rng.uniform(0, MAX_COPY_SHIFT, 2) * w
+    y0, y1 = rng.uniform(0, MAX_COPY_SHIFT, 2) * h
+    crop = (x0, y0, w - x1, h - y1)
+    out = img.resize((w, h), Image.Resampling.BILINEAR, box=crop)
+    if box is None:
+        return out, None
+    sx, sy = w / (crop[2] - crop[0]), h / (crop[3] - crop[1])
+    moved = (max(0, round((box[0] - x0) * sx)), max(0, round((box[1] - y0) * sy)),
+             min(w, round((box[2] - x0) * sx)), min(h, round((box[3] - y0) * sy)))
+    return out, moved if moved[0] < moved[2] and moved[1] < moved[3] else None
 
 
 def _stable(name: str) -> int:
@@ -316,21 +351,35 @@ def generate(out: str | os.PathLike | None = None, scale: float = 0.05, seed: in
     looks = class_looks(classes, seed)
     n_test = test_size if test_size is not None else max(len(classes), round(KAGGLE_TEST_SIZE * scale))
     rng = np.random.default_rng([seed, 7])
+    copies = np.random.default_rng([seed, 11])  # which frames are near-copies: a stream of its own
 
     train_root = out / "train" / "simpsons_dataset"
     test_root = out / "testset" / "testset"
     jobs = []
+    originals: dict[str, list[tuple[int, str | None]]] = {}  # per class: (index, distractor) of drawn frames
     for name in classes:
         (train_root / name).mkdir(parents=True, exist_ok=True)
+        originals[name] = []
         for i in range(counts[name]):
             other = classes[rng.integers(len(classes))] if rng.random() < DISTRACTOR_SHARE else None
-            jobs.append((train_root / name / f"pic_{i:04d}.jpg", seed, name, i, other, looks))
+            copy = copies.random() < FRAME_COPY_SHARE and i > 0
+            source = int(copies.integers(len(originals[name]))) if copy else None
+            if source is None:
+                originals[name].append((i, other))
+                jobs.append((train_root / name / f"pic_{i:04d}.jpg", seed, name, i, other, looks, None))
+            else:
+                frame, other = originals[name][source]
+                jobs.append((train_root / name / f"pic_{i:04d}.jpg", seed, name, i, other, looks, frame))
     test_root.mkdir(parents=True, exist_ok=True)
     weights = np.array([counts[c] for c in classes], dtype=float)
     test_labels = rng.choice(classes, size=n_test, p=weights / weights.sum())
     for i, name in enumerate(test_labels):
         other = classes[rng.integers(len(classes))] if rng.random() < DISTRACTOR_SHARE else None
-        jobs.append((test_root / f"img{i}.jpg", seed, str(name), 100_000 + i, other, looks))
+        if copies.random() < TEST_COPY_SHARE:
+            frame, other = originals[str(name)][int(copies.integers(len(originals[str(name)])))]
+            jobs.append((test_root / f"img{i}.jpg", seed, str(name), 100_000 + i, other, looks, frame))
+        else:
+            jobs.append((test_root / f"img{i}.jpg", seed, str(name), 100_000 + i, other, looks, None))
 
     workers = workers or os.cpu_count() or 1
     if workers > 1:
@@ -343,6 +392,13 @@ def generate(out: str | os.PathLike | None = None, scale: float = 0.05, seed: in
         w.writerow(["path", "x0", "y0", "x1", "y1", "width", "height"])
         w.writerows([job[0].relative_to(out).as_posix(), *box] for job, box in zip(jobs, drawn) if box)
 
+    drawn_at = {(job[2], job[3]): job[0] for job in jobs if job[6] is None and job[3] < 100_000}
+    with open(out / COPIES_FILE, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "copy_of"])
+        w.writerows([job[0].relative_to(out).as_posix(), drawn_at[job[2], job[6]].relative_to(out).as_posix()]
+                    for job in jobs if job[6] is not None)
+
     with open(out / "sample_submission.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["Id", "Expected"])
@@ -353,7 +409,7 @@ def generate(out: str | os.PathLike | None = None, scale: float = 0.05, seed: in
         w.writerows([f"img{i}.jpg", name] for i, name in enumerate(test_labels))
     (out / "DEMO_DATA.txt").write_text(
         "Drawn demo data generated by simpsons_lib.demo_data "
-        f"(scale={scale}, seed={seed}). A procedural stand-in for the Kaggle images: "
+        f"(scale={scale}, seed={seed}, version={GENERATOR_VERSION}). A procedural stand-in for the Kaggle images: "
         "scores on it say nothing about The Simpsons.\n"
     )
     return out

@@ -130,9 +130,20 @@ def find_layout(
 
 def demo_scale_of(root: Path) -> float | None:
     """The scale the drawn demo data in ``root`` was generated at (from its ``DEMO_DATA.txt``), or None."""
+    value = _demo_marker_field(root, "scale")
+    return float(value) if value else None
+
+
+def demo_version_of(root: Path) -> int:
+    """The version of the generator that drew the demo data in ``root`` (``DEMO_DATA.txt``; 1 before it said)."""
+    value = _demo_marker_field(root, "version")
+    return int(value) if value else 1
+
+
+def _demo_marker_field(root: Path, key: str) -> str | None:
     marker = Path(root) / DEMO_MARKER
-    match = re.search(r"scale=([0-9.]+)", marker.read_text(encoding="utf-8")) if marker.is_file() else None
-    return float(match.group(1)) if match else None
+    match = re.search(rf"\b{key}=([0-9.]+)", marker.read_text(encoding="utf-8")) if marker.is_file() else None
+    return match.group(1).rstrip(".") if match else None
 
 
 def find_sample_submission(root: Path, *folders: Path | None) -> Path | None:
@@ -380,7 +391,7 @@ def _one_of_each_class(source: pd.DataFrame, target: pd.DataFrame, index: pd.Dat
 
 
 def split_train_val(
-    index: pd.DataFrame, val_fraction: float, seed: int
+    index: pd.DataFrame, val_fraction: float, seed: int, groups: np.ndarray | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Stratified, seeded split in which every class with at least 2 images has a validation image.
 
@@ -390,9 +401,14 @@ def split_train_val(
     with the same seed, from its training images. Likewise a class left without a training image (a
     large ``val_fraction``) gets one back, so both sides hold every such class. A class with a single
     image stays whole in train, with a warning: it cannot be validated.
+
+    With ``groups`` (a group number per row of ``index``, e.g. ``near_duplicates.group_ids``), the split
+    is grouped instead (``split_grouped``): every group lies on one side.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must be between 0 and 1, not {val_fraction}")
+    if groups is not None:
+        return split_grouped(index, val_fraction, seed, groups)
     counts = index["class_name"].value_counts()
     single = sorted(counts[counts < 2].index)
     if single:
@@ -409,6 +425,48 @@ def split_train_val(
     val, train = _one_of_each_class(train, val, splittable, rng, "validation")  # rounding, small classes
     # The frames keep ``index``'s row numbers, so decoded arrays of the whole index can be shared.
     return pd.concat([train, index[single_mask]]).sort_index(), val.sort_index()
+
+
+def split_grouped(index: pd.DataFrame, val_fraction: float, seed: int,
+                  groups: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A split that keeps each group whole on one side, stratified by class as far as groups allow.
+
+    Each group belongs to the class most of its images have (the first by name on a tie). For each
+    class, its groups are shuffled (seeded) and taken into validation in that order while they fit in
+    the class's share, ``round(count * val_fraction)`` images and at least one: a group too large to fit
+    is skipped, and the smallest group is taken when none fits, so every class with two or more groups
+    has images on both sides. A class all of whose images form one group stays in train, with a
+    warning: it cannot be validated without copies of its training images.
+    """
+    groups = np.asarray(groups)
+    if len(groups) != len(index):
+        raise ValueError(f"groups has {len(groups)} entries for {len(index)} images")
+    frame = pd.DataFrame({"group": groups, "class_name": index["class_name"].to_numpy()}, index=index.index)
+    owner = (frame.groupby("group")["class_name"]
+             .agg(lambda c: sorted(c.value_counts()[c.value_counts() == c.value_counts().max()].index)[0]))
+    sizes = frame["group"].value_counts()
+    counts = sizes.reindex(owner.index).groupby(owner).sum()  # images per class, counted by the groups it owns
+    rng = np.random.default_rng(seed)
+    val_groups, unsplittable = [], []
+    for name in sorted(counts.index):
+        own = np.sort(owner.index[owner == name].to_numpy())
+        if len(own) < 2:
+            unsplittable.append(name)
+            continue
+        rng.shuffle(own)
+        target, taken = max(1, round(counts[name] * val_fraction)), 0
+        for g in own:
+            if taken + sizes[g] <= target and sizes[g] < counts[name]:
+                val_groups.append(g)
+                taken += sizes[g]
+        if taken == 0:
+            smallest = min(own, key=lambda g: (sizes[g], g))
+            val_groups.append(smallest)
+    if unsplittable:
+        log.warning("All images of these classes are in one near-duplicate group (or there is only one image), "
+                    "kept in train without validation: %s", ", ".join(unsplittable))
+    in_val = frame["group"].isin(val_groups)
+    return index[~in_val.to_numpy()].sort_index(), index[in_val.to_numpy()].sort_index()
 
 
 def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:

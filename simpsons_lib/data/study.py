@@ -21,6 +21,7 @@ from .layout import (
     write_index_report,
 )
 from .cache import load_image_array
+from .near_duplicates import NearDuplicates, find_near_duplicates
 from ..config.console import progress_enabled
 
 if TYPE_CHECKING:
@@ -39,6 +40,26 @@ class StudyData:
     image_size: int | None = None
     images: np.ndarray | None = None       # decoded ``index`` images (N, 3, size, size), uint8
     test_images: np.ndarray | None = None
+    near_duplicates: NearDuplicates | None = None  # the audit (``near_duplicates``), when loaded with it
+    split: str = "random"
+
+    def near_duplicate_summary(self) -> dict | None:
+        """The near-duplicate audit of this study's split in numbers (None when loaded without it)."""
+        if self.near_duplicates is None:
+            return None
+        return {"split": self.split, **self.near_duplicates.summary(self.train, self.val)}
+
+    def val_near_duplicate_in_train(self) -> np.ndarray | None:
+        """For each validation image: whether a near-duplicate of it is among the training images."""
+        if self.near_duplicates is None:
+            return None
+        return self.near_duplicates.has_twin_in(self.val.index, self.train.index)
+
+    def describe_near_duplicates(self) -> str:
+        from .near_duplicates import describe
+
+        summary = self.near_duplicate_summary()
+        return describe(summary, self.split) if summary else "near-duplicates: not audited"
 
     @property
     def fingerprint(self) -> str:
@@ -102,22 +123,43 @@ def _test_index(layout: DatasetLayout, p, report: IndexReport) -> pd.DataFrame:
 
 def load_study(p, image_size: int | None = None, with_test: bool = False, bad_images_report: Path | None = None,
                progress: bool | None = None) -> StudyData:
-    """Find, index and split the data of a run; with ``image_size`` (and ``cache_images``) decode it once."""
+    """Find, index and split the data of a run (``split``: random, or grouped by near-duplicates); audit its
+    near-duplicates (hashes cached beside the images'); with ``image_size`` (and ``cache_images``) decode it
+    once."""
     layout = find_study_layout(p)
     report = IndexReport()
     index, report = build_train_index(layout.train_dir, p["on_bad_image"], report)
-    train, val = split_train_val(index, p["val_fraction"], p["seed"])
     test = _test_index(layout, p, report) if with_test else None
+    show = progress_enabled(progress)
+    duplicates = find_near_duplicates(index, p["near_duplicate_bits"], test, progress=show)
+    groups = duplicates.groups if p["split"] == "grouped" else None
+    train, val = split_train_val(index, p["val_fraction"], p["seed"], groups)
     if bad_images_report is not None:
         write_index_report(report, bad_images_report)
     classes = sorted(index["class_name"].unique())
-    study = StudyData(layout, index, train, val, test, classes, report, image_size)
+    study = StudyData(layout, index, train, val, test, classes, report, image_size,
+                      near_duplicates=duplicates, split=p["split"])
     if image_size is not None and p.get("cache_images", True):
-        show = progress_enabled(progress)
         study.images = load_image_array(list(index["path"]), image_size, progress=show)
         if test is not None:
             study.test_images = load_image_array(list(test["path"]), image_size, progress=show)
     return study
+
+
+def near_duplicate_audit(s: StudyData, p) -> dict:
+    """The near-duplicate audit of a study under both splits (the run's ``val_fraction`` and ``seed``):
+    ``{"split": the run's, "random": ..., "grouped": ...}`` (``NearDuplicates.summary`` each), and on the
+    drawn demo data, ``"planted"``: the audit scored against the copies the generator planted."""
+    from .demo import COPIES_FILE
+
+    duplicates = s.near_duplicates
+    record = {"split": p["split"]}
+    for kind, groups in (("random", None), ("grouped", duplicates.groups)):
+        record[kind] = duplicates.summary(*split_train_val(s.index, p["val_fraction"], p["seed"], groups))
+    copies = s.layout.root / COPIES_FILE
+    if s.layout.is_demo and copies.is_file():
+        record["planted"] = duplicates.score_planted(copies)
+    return record
 
 
 def load_test_study(p, classes: list[str], image_size: int, progress: bool | None = None) -> StudyData:

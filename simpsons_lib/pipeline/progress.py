@@ -5,9 +5,11 @@ it in a thread beside the notebook.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import TextIO
@@ -59,3 +61,21 @@ def follow(path: str | os.PathLike, stop_event: threading.Event, out: TextIO | N
         if stopping:
             return printed
         stop_event.wait(poll_seconds)
+
+
+@contextlib.contextmanager
+def printing(folder: str | os.PathLike, name: str, out: TextIO | None = None):
+    """A new progress file in ``folder`` (named after ``name``) that a kernel appends epoch events to,
+    printed to ``out`` (stdout) as they arrive (``follow``, in a thread); removed at the end."""
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix=f"{name}.", suffix=".progress", dir=folder)
+    os.close(fd)
+    stop = threading.Event()
+    thread = threading.Thread(target=follow, args=(path, stop, out), daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        Path(path).unlink(missing_ok=True)

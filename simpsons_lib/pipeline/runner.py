@@ -26,7 +26,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime, timezone
@@ -41,7 +40,7 @@ from ..config import params, paths  # noqa: E402
 from ..config.files import describe_os_error, read_json, write_text  # noqa: E402
 from ..config.params import ParameterError  # noqa: E402
 from ..data import demo as generator  # noqa: E402
-from ..data.layout import (DEMO_MARKER, DatasetNotFoundError, data_fingerprint, demo_scale_of,  # noqa: E402
+from ..data.layout import (DEMO_MARKER, DatasetNotFoundError, data_fingerprint, demo_scale_of, demo_version_of,  # noqa: E402
                            find_study_layout, resolve_data_dir)
 from ..reporting import index_page  # noqa: E402
 from . import kernel, manifest, preflight, progress, record  # noqa: E402
@@ -198,6 +197,8 @@ def plan(profile: str) -> dict[str, dict]:
             if upstream not in resolved:
                 raise ParameterError(f"{paths.params_dir() / profile / (run + '.yaml')}: run {upstream!r} (named "
                                      f"by a parameter) is not a run of profile {profile!r}: {', '.join(runs)}")
+        if p.kind == "report":
+            params.check_split_runs(p, resolved, f"{paths.params_dir() / profile / (run + '.yaml')}: ")
     data, layouts = {}, {}
     for p in resolved.values():
         root = resolve_data_dir(p)
@@ -385,23 +386,6 @@ def _keep_failed_notebook(running: Path, failed: Path) -> None:
         running.unlink(missing_ok=True)
 
 
-@contextlib.contextmanager
-def _printing_progress(study: paths.StudyPaths, run: str):
-    """A progress file the kernel appends epoch events to, printed here as they arrive."""
-    study.plan.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f"{run}.", suffix=".progress", dir=study.plan)
-    os.close(fd)
-    stop = threading.Event()
-    thread = threading.Thread(target=progress.follow, args=(name, stop), daemon=True)
-    thread.start()
-    try:
-        yield name
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        Path(name).unlink(missing_ok=True)
-
-
 def run_notebook(profile: str, run: str) -> Path:
     """Execute ``run`` of ``profile``: its notebook with ``profile`` and ``run`` injected, then its manifest
     and HTML reports. The executed notebook appears last, only when everything succeeded."""
@@ -423,7 +407,7 @@ def run_notebook(profile: str, run: str) -> Path:
         for name in ("papermill", "traitlets", "nbclient"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
-            with _printing_progress(study, run) as progress_file:
+            with progress.printing(study.plan, run) as progress_file:
                 kernel.prepare_environment(progress_file)
                 # shutdown_kernel="immediate": every output has arrived and every file is written when the
                 # last cell ends; a graceful exit of a kernel holding torch & co. only adds 2-3 s a run.
@@ -465,7 +449,8 @@ def run_notebook(profile: str, run: str) -> Path:
 def demo_data(profile: str, scale: float | None = None, if_needed: bool = False) -> Path:
     """Generate the drawn demo data where ``profile`` reads it, at its ``demo_scale`` (or ``scale``), into a
     temporary folder that replaces the old data only when complete. ``if_needed``: only when the data is
-    missing, was drawn at another scale, or lacks the characters' boxes (``demo.BOXES_FILE``)."""
+    missing, was drawn at another scale or by an older generator, or lacks the characters' boxes
+    (``demo.BOXES_FILE``)."""
     import shutil
 
     common = params.resolve(profile, params.profile_runs(profile)[0])
@@ -473,7 +458,8 @@ def demo_data(profile: str, scale: float | None = None, if_needed: bool = False)
         raise ParameterError(f"profile {profile!r} does not read the demo data (dataset: {common['dataset']}, "
                              f"data_dir: {common.get('data_dir')}); nothing to generate")
     out, scale = resolve_data_dir(common), scale or common["demo_scale"]
-    if if_needed and demo_scale_of(out) == scale and (out / generator.BOXES_FILE).is_file():
+    if (if_needed and demo_scale_of(out) == scale and demo_version_of(out) == generator.GENERATOR_VERSION
+            and (out / generator.BOXES_FILE).is_file()):
         return out
     if out.exists() and any(out.iterdir()) and not (out / DEMO_MARKER).is_file():
         raise FileExistsError(f"{out} exists and is not the drawn demo data; refusing to replace it")

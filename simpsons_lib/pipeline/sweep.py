@@ -28,8 +28,6 @@ import io
 import itertools
 import os
 import sys
-import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -210,24 +208,6 @@ class _Prefixed(io.TextIOBase):
         self.out.flush()
 
 
-@contextlib.contextmanager
-def _printing_progress(study: paths.StudyPaths, point: Point, total: int):
-    """The run's per-epoch lines, as ``make`` prints them, each prefixed by the point."""
-    study.plan.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f"{point.run_name}.", suffix=".progress", dir=study.plan)
-    os.close(fd)
-    stop = threading.Event()
-    out = _Prefixed(f"[{point.index}/{total} {point.label()}] ", sys.stdout)
-    thread = threading.Thread(target=progress.follow, args=(name, stop, out), daemon=True)
-    thread.start()
-    try:
-        yield name
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        Path(name).unlink(missing_ok=True)
-
-
 def point_keys(p: params.Params, data_sha1: str, upstream: dict[str, dict]) -> dict:
     """A point's record keys: the training and render fingerprints the plan gives a run, its data, and
     the keys of the runs it reads (``worst_from_run``): an upstream run that trains again redoes it."""
@@ -261,7 +241,8 @@ def execute_point(profile: str, point: Point, total: int) -> None:
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     try:
         layout = find_study_layout(p)
-        with _printing_progress(study, point, total) as progress_file:
+        prefixed = _Prefixed(f"[{point.index}/{total} {point.label()}] ", sys.stdout)
+        with progress.printing(study.plan, point.run_name, prefixed) as progress_file:
             kernel.prepare_environment(progress_file)
             papermill.execute_notebook(str(notebook), str(rp.running_notebook),
                                        parameters={"profile": profile, "run": p["run"], "overrides": point.overrides},

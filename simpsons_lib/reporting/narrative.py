@@ -160,3 +160,25 @@ def describe_strong_cue(table) -> str:
                    f"predicted share to {tilted:.0%} (true share {share:.0%}).")
         lines.append(f"{row['run']} ({row['strong classes']} strong classes{f1}): {verdict}")
     return "\n".join(lines)
+
+
+def describe_splits(comparison, validation) -> str:
+    """The near-duplicate section in words: how much of each run's validation has a near-copy in training,
+    how it scores on those against the others, and what each run scores under the two splits."""
+    lines = []
+    for run, row in validation.iterrows():
+        share = row["with a near-duplicate in training"] / max(1, row["validation images"])
+        gap = ("" if row["with a near-duplicate in training"] == 0 else
+               f"; micro-F1 {row['micro-F1 on those']:.3f} on those against {row['micro-F1 on the others']:.3f} "
+               "on the others")
+        lines.append(f"{run} ({row['split']} split): {row['with a near-duplicate in training']} of "
+                     f"{row['validation images']} validation images ({share:.0%}) have a near-duplicate in "
+                     f"training{gap}.")
+    for row in comparison.to_dict("records"):
+        lines.append(f"{row['model']}: micro-F1 {row['random: micro-F1']:.3f} under the random split "
+                     f"({row['random split run']}) against {row['grouped: micro-F1']:.3f} under the grouped split "
+                     f"({row['grouped split run']}): the random split adds {row['micro-F1 the random split adds']:+.3f}; "
+                     f"macro-F1 {row['random: macro-F1']:.3f} against {row['grouped: macro-F1']:.3f}.")
+    if comparison.empty:
+        lines.append("No run of this profile was trained under the other split (report parameter split_runs).")
+    return "\n".join(lines)

@@ -61,6 +61,23 @@ def image_grid(paths: Sequence[str], titles: Sequence[str] | None = None, ncols:
     return fig
 
 
+def near_duplicate_pairs(pairs: pd.DataFrame, max_distance: int, n: int = 12, title: str | None = None):
+    """The ``n`` closest pairs (``NearDuplicates.closest_pairs``) side by side, each captioned with its class
+    (or test Id) and its distance in bits, under a title naming the threshold."""
+    pairs = pairs.head(n)
+    if pairs.empty:
+        fig, ax = plt.subplots(figsize=(6, 1))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no pair within {max_distance} bits", ha="center", va="center")
+        return fig
+    paths, titles = [], []
+    for row in pairs.itertuples():
+        paths += [row.path_a, row.path_b]
+        titles += [f"{row.class_a}", f"{row.class_b} · {row.distance} bits"]
+    return image_grid(paths, titles, ncols=6, size=1.8,
+                      title=title or f"Closest pairs (near-duplicates: at most {max_distance} bits apart)")
+
+
 def sample_grid(index: pd.DataFrame, classes: Sequence[str], per_class: int = 4, seed: int = 0):
     """``per_class`` random images of each class in ``classes`` (one row per class)."""
     rows = []

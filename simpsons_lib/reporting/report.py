@@ -79,10 +79,11 @@ def validation_metrics(study: StudyPaths, runs: Sequence[str], device, tta: str 
     name = name or (runs[0] if len(runs) == 1 else ENSEMBLE)
     titles = [read_json(study.run(r).metrics_json)["title"] for r in runs]
     metrics.update({"run": name, "title": titles[0] if len(runs) == 1 else "Ensemble: " + " + ".join(titles),
-                    "members": list(runs), "tta": tta, "epochs_trained": None, "train_seconds": None})
+                    "members": list(runs), "tta": tta, "epochs_trained": None, "train_seconds": None,
+                    "split": data.split, "near_duplicates": data.near_duplicate_summary()})
     if save:
         rp = study.run(name)
-        write_csv(rp.predictions_csv, prediction_frame(data.val, probs, classes))
+        write_csv(rp.predictions_csv, prediction_frame(data.val, probs, classes, data.val_near_duplicate_in_train()))
         write_json(rp.metrics_json, metrics)
     return metrics
 

@@ -97,6 +97,59 @@ def per_class_f1_table(metrics_by_run: dict[str, dict]) -> pd.DataFrame:
                          for run, m in metrics_by_run.items()}, dtype=float)
 
 
+def near_duplicate_validation(study: StudyPaths, metrics_by_run: dict[str, dict]) -> pd.DataFrame:
+    """Per run: its split, its validation images, how many of them have a near-duplicate among its training
+    images, and its accuracy (= micro-F1: one label per image) on those and on the others."""
+    rows = []
+    for run, m in metrics_by_run.items():
+        predictions = load_predictions(study, run)
+        if "near_duplicate_in_train" not in predictions:
+            continue  # validated before the audit existed
+        twin = predictions["near_duplicate_in_train"].astype(bool)
+        rows.append({"run": run, "split": m.get("split", "random"), "validation images": len(predictions),
+                     "with a near-duplicate in training": int(twin.sum()),
+                     "micro-F1 on those": predictions["correct"][twin].mean() if twin.any() else np.nan,
+                     "micro-F1 on the others": predictions["correct"][~twin].mean() if (~twin).any() else np.nan,
+                     "micro-F1": m["micro_f1"]})
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
+
+
+def split_partner(run: str, m: dict, metrics_by_run: dict[str, dict]) -> str:
+    """The run of ``metrics_by_run`` trained like ``run`` (its metrics ``m``) but under the other split
+    (``params.split_partner`` on the recorded parameters)."""
+    from ..config.params import split_partner as partner_of
+
+    values = {other: om.get("params") or {} for other, om in metrics_by_run.items() if other != run}
+    partner = partner_of(run, {**values, run: m.get("params") or {}})
+    if partner is None:
+        raise ValueError(f"split_runs: run {run!r} ({(m.get('params') or {}).get('split')} split) differs in more "
+                         f"than its split from every run of runs ({', '.join(metrics_by_run)}); give it the same "
+                         "parameters as one of them but split")
+    return partner
+
+
+def split_comparison(metrics_by_run: dict[str, dict], split_metrics: dict[str, dict]) -> pd.DataFrame:
+    """Each run of ``split_metrics`` beside its partner in ``metrics_by_run`` (``split_partner``): validation
+    micro- and macro-F1 under the random and the grouped split, and what the random split adds."""
+    rows = []
+    for run, m in split_metrics.items():
+        partner = split_partner(run, m, metrics_by_run)
+        by_split = {m.get("split", "random"): (run, m), metrics_by_run[partner].get("split", "random"):
+                    (partner, metrics_by_run[partner])}
+        (r_run, r), (g_run, g) = by_split["random"], by_split["grouped"]
+        rows.append({"model": r["title"], "random split run": r_run, "grouped split run": g_run,
+                     "random: validation images": _val_images(r), "grouped: validation images": _val_images(g),
+                     "random: micro-F1": r["micro_f1"], "grouped: micro-F1": g["micro_f1"],
+                     "random: macro-F1": r["macro_f1"], "grouped: macro-F1": g["macro_f1"],
+                     "micro-F1 the random split adds": r["micro_f1"] - g["micro_f1"]})
+    return pd.DataFrame(rows)
+
+
+def _val_images(m: dict) -> int:
+    """A run's validation images (the sum of its classes' supports)."""
+    return int(sum(c.get("support", 0) for c in (m.get("per_class") or {}).values()))
+
+
 def best_run(table: pd.DataFrame, metric: str = "micro_f1") -> str:
     """The run with the highest ``metric`` in a ``metrics_table`` (the first of equals)."""
     return str(table.loc[table[metric].idxmax(), "run"])

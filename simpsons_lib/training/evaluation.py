@@ -146,8 +146,10 @@ def compute_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Seque
     }
 
 
-def prediction_frame(frame: pd.DataFrame, probs: np.ndarray, classes: Sequence[str]) -> pd.DataFrame:
-    """One row per image: path, true and predicted class, confidence, correct."""
+def prediction_frame(frame: pd.DataFrame, probs: np.ndarray, classes: Sequence[str],
+                     near_duplicate_in_train: np.ndarray | None = None) -> pd.DataFrame:
+    """One row per image: path, true and predicted class, confidence, correct; with
+    ``near_duplicate_in_train`` (``StudyData.val_near_duplicate_in_train``), that column too."""
     pred = probs.argmax(axis=1)
     out = pd.DataFrame({
         "path": frame["path"].to_numpy(),
@@ -156,4 +158,6 @@ def prediction_frame(frame: pd.DataFrame, probs: np.ndarray, classes: Sequence[s
         "confidence": probs.max(axis=1).round(6),
     })
     out["correct"] = out["true"] == out["predicted"]
+    if near_duplicate_in_train is not None:
+        out["near_duplicate_in_train"] = np.asarray(near_duplicate_in_train, bool)
     return out

@@ -131,7 +131,7 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
     loader = make_val_loader(p, study, device)
     probs, targets, val_loss = predict(model, loader, device, p["amp"], tta=p["tta"])
     metrics = compute_metrics(targets, probs.argmax(1), study.classes)
-    predictions = prediction_frame(study.val, probs, study.classes)
+    predictions = prediction_frame(study.val, probs, study.classes, study.val_near_duplicate_in_train())
     write_csv(rp.predictions_csv, predictions)
     metrics.update({
         "run": p["run_name"], "title": p["title"], "arch": p["arch"], "val_loss": val_loss,
@@ -143,6 +143,7 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
         "checkpoint": str(rp.model_file), "params": dict(p), "tta": p["tta"],
         "weights_used": getattr(model, "weights_used", None),
         "weights_fallback_reason": getattr(model, "weights_fallback_reason", None),
+        "split": p["split"], "near_duplicates": study.near_duplicate_summary(),
     })
     write_json(rp.metrics_json, metrics)
     # The finished run's weights-only export, what predict and the report load, replaces best.pt (the
