@@ -121,6 +121,14 @@ fig = plots.near_duplicate_pairs(s.near_duplicates.closest_pairs(), p.near_dupli
 plots.save(fig, rp.figure("near_duplicate_pairs"))
 
 # %% [markdown]
+# The least alike pairs that still count, nearest the threshold: if these are different frames rather than copies of one, `near_duplicate_bits` is too high for this data.
+
+# %%
+fig = plots.near_duplicate_pairs(s.near_duplicates.least_alike_pairs(p.grid_per_class * 3), p.near_duplicate_bits,
+                                 title=f"The least alike pairs that count (at most {p.near_duplicate_bits} bits apart)")
+plots.save(fig, rp.figure("near_duplicate_threshold_pairs"))
+
+# %% [markdown]
 # Test images with a near-duplicate among the training images (left: the test image's Id; listed in `metrics/eda_test_near_duplicates.csv`): a model may have seen them already, as on Kaggle.
 
 # %%

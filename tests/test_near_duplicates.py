@@ -76,6 +76,8 @@ def test_the_audit_finds_every_planted_copy_with_its_frame_and_no_false_pair(pla
     closest = audit.closest_pairs(10)
     assert len(closest) == 10 and closest["distance"].is_monotonic_increasing and closest["distance"].max() <= MAX_BITS
     assert (closest["class_a"] == closest["class_b"]).all()
+    least = audit.least_alike_pairs(4)
+    assert least["distance"].is_monotonic_decreasing and least["distance"].iloc[0] == audit.pairs["distance"].max()
     summary = audit.summary(*data.split_train_val(audit.index, 0.25, seed=0))
     assert summary["max_distance_bits"] == MAX_BITS and summary["images_in_groups"] == groups["size"].sum()
     assert "195 bits" in summary["hash"]

@@ -224,6 +224,11 @@ class NearDuplicates:
                              "class_a": (a["Id"] if test else a["class_name"]).to_numpy(),
                              "class_b": b["class_name"].to_numpy(), "distance": top["distance"].to_numpy()})
 
+    def least_alike_pairs(self, n: int) -> pd.DataFrame:
+        """The ``n`` training pairs that count as near-duplicates with the most bits apart, the farthest
+        first (as ``closest_pairs``): the pairs nearest the threshold, to judge ``near_duplicate_bits`` by."""
+        return self.closest_pairs().iloc[::-1].head(n).reset_index(drop=True)
+
     def group_table(self) -> pd.DataFrame:
         """Every training image in a group of two or more: group, group_size, class_name, path."""
         frame = pd.DataFrame({"group": self.groups, "class_name": self.index["class_name"].to_numpy(),
@@ -231,7 +236,6 @@ class NearDuplicates:
         frame["group_size"] = frame["group"].map(frame["group"].value_counts())
         frame = frame[frame["group_size"] > 1]
         return frame[["group", "group_size", "class_name", "path"]].sort_values(["group", "path"], ignore_index=True)
-
 
     def score_planted(self, copies_csv: str | os.PathLike) -> dict:
         """On data with known copies (the demo's ``frame_copies.csv``: path, copy_of, relative to its folder):
