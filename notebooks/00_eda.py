@@ -101,7 +101,7 @@ plots.save(fig, rp.figure("image_sizes"))
 
 # %% [markdown]
 # ## Near-duplicate frames
-# The show's frames come in runs of near-identical images. A random split puts copies of one frame on both sides, and validation then partly scores memory. Every image gets a perceptual hash (a DCT hash of its 32 px grey version, 195 bits, stored once in the image cache's folder); two images whose hashes differ in at most `near_duplicate_bits` bits are near-duplicates, and the connected pairs form groups. The table gives the groups, and what the recipe's random split and the grouped split (`split: grouped`, which keeps each group on one side) make of them; on the drawn demo data, which plants such copies, it also scores the audit against them.
+# Frames taken from video come in runs of near-identical images, and the show's do. A random split puts copies of one frame on both sides, and validation then partly scores memory. Every image gets a perceptual hash (a DCT hash of its 32 px grey version, 195 bits, stored once in the image cache's folder); two images whose hashes differ in at most `near_duplicate_bits` bits are near-duplicates, and the connected pairs form groups. The table gives the groups, and what the recipe's random split and the grouped split (`split: grouped`, which keeps each group on one side) make of them; where the data lists copies it planted itself (the drawn stand-in's `frame_copies.csv`), it also scores the audit against them.
 
 # %%
 audit = study.near_duplicate_audit(s, p)
