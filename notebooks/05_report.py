@@ -104,6 +104,7 @@ validation.round(4)
 # %%
 comparison = tables.split_comparison(metrics, split_metrics)
 print(narrative.describe_splits(comparison, validation))
+comparison.round(4)
 
 # %% [markdown]
 # ## The best run

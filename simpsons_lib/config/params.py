@@ -9,8 +9,8 @@ defaults. An unknown or mistyped key, or a bad value, raises ``ParameterError`` 
 file (papermill itself only warns). Overrides (given in a notebook's ``parameters`` cell) that change a
 value make a run of its own: it is named ``<run>-<hash>`` and never writes over the pipeline's files.
 
-    python -m simpsons_lib.params show demo mid_cnn     # resolved values, where each comes from, help
-    python -m simpsons_lib.params runs demo             # the runs of a profile and their notebooks
+    python -m simpsons_lib.config.params show demo mid_cnn     # resolved values, where each comes from, help
+    python -m simpsons_lib.config.params runs demo             # the runs of a profile and their notebooks
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ class Params(dict):
                        f"<td>{html.escape(self.sources.get(k, ''))}</td></tr>" for k, v in self.changed().items())
         return (f"<p>Run <b>{html.escape(str(self.get('run_name', '')))}</b> of profile "
                 f"<b>{html.escape(str(self.get('profile', '')))}</b>: the parameters that differ from the defaults "
-                f"(<code>python -m simpsons_lib.params show {self.get('profile')} {self.get('run')}</code> lists "
+                f"(<code>python -m simpsons_lib.config.params show {self.get('profile')} {self.get('run')}</code> lists "
                 f"all).</p><table><thead><tr><th>parameter</th><th>value</th><th>from</th></tr></thead>"
                 f"<tbody>{rows}</tbody></table>")
 
@@ -538,7 +538,7 @@ def describe(p: Params) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m simpsons_lib.params", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m simpsons_lib.config.params", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     show = sub.add_parser("show", help="a run's resolved parameters, where each value comes from, and its help")
     show.add_argument("profile")

@@ -185,9 +185,13 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
                 row["val_note"] = f"with {met['tta']} TTA" + (f"; {plain:.4f} without" if plain is not None else "")
             if run in tested and shown(info.get(_report_run(info), {}).get("state")):
                 row["test"] = tested[run]
-            if previous is not None:
+            split = met.get("split", "random")  # a gain only over a run validated on the same split
+            if previous is not None and split == previous[2]:
                 row["gain"], row["gain_note"] = f"{met['micro_f1'] - previous[1]:+.4f}", f"over {previous[0]}"
-            previous = (run, met["micro_f1"])
+            elif previous is not None:
+                row["gain_note"] = f"{split} split: set beside its random-split run in the report"
+            if previous is None or split == previous[2]:
+                previous = (run, met["micro_f1"], split)
             errs.append(_errs(study, run, met, state))
         if kind == "eda":
             row["tried"] = "the data: classes, counts, sizes, samples, the test set"
