@@ -442,8 +442,9 @@ def split_grouped(index: pd.DataFrame, val_fraction: float, seed: int,
     if len(groups) != len(index):
         raise ValueError(f"groups has {len(groups)} entries for {len(index)} images")
     frame = pd.DataFrame({"group": groups, "class_name": index["class_name"].to_numpy()}, index=index.index)
-    owner = (frame.groupby("group")["class_name"]
-             .agg(lambda c: sorted(c.value_counts()[c.value_counts() == c.value_counts().max()].index)[0]))
+    per_class = frame.groupby(["group", "class_name"]).size().reset_index(name="n")
+    owner = (per_class.sort_values(["group", "n", "class_name"], ascending=[True, False, True])
+             .drop_duplicates("group").set_index("group")["class_name"])  # the majority class, first by name
     sizes = frame["group"].value_counts()
     counts = sizes.reindex(owner.index).groupby(owner).sum()  # images per class, counted by the groups it owns
     rng = np.random.default_rng(seed)

@@ -163,13 +163,9 @@ class NearDuplicates:
 
     def duplicate_groups(self) -> pd.DataFrame:
         """One row per group of two or more images: size, classes (sorted, ';'-joined), first path."""
-        frame = pd.DataFrame({"group": self.groups, "class_name": self.index["class_name"].to_numpy(),
-                              "path": self.index["path"].to_numpy()})
-        sizes = frame["group"].map(frame["group"].value_counts())
-        frame = frame[sizes > 1]
-        out = frame.groupby("group").agg(size=("path", "size"),
-                                         classes=("class_name", lambda c: ";".join(sorted(set(c)))),
-                                         first=("path", "first"))
+        out = self.group_table().groupby("group").agg(size=("path", "size"),
+                                                      classes=("class_name", lambda c: ";".join(sorted(set(c)))),
+                                                      first=("path", "first"))
         return out.sort_values(["size", "first"], ascending=[False, True])
 
     def crossing(self, train: pd.DataFrame, val: pd.DataFrame) -> pd.DataFrame:
@@ -185,8 +181,7 @@ class NearDuplicates:
     def has_twin_in(self, rows: pd.Index, others: pd.Index) -> np.ndarray:
         """For each of ``rows`` (``index`` rows): whether a near-duplicate of it lies among ``others``."""
         pos = self.index.index.get_indexer
-        groups_of_others = set(self.groups[pos(others)])
-        return np.array([g in groups_of_others for g in self.groups[pos(rows)]], bool)
+        return np.isin(self.groups[pos(rows)], self.groups[pos(others)])
 
     def summary(self, train: pd.DataFrame, val: pd.DataFrame) -> dict:
         """The audit in numbers, for the metrics record and the pages."""
