@@ -139,3 +139,9 @@ pair-from-py: $(STAMP) ## Update each .ipynb from its edited .py (cells and sour
 
 tracking-ui: $(STAMP) ## TensorBoard on PROFILE's local tracking store (outputs/<profile>/tracking; pip install -e '.[tracking]')
 	$(PY) -m tensorboard.main --logdir '$(OUT)/tracking' $(TB_ARGS)
+
+# TensorBoard is an extra (the tracking extra): without it, tracking-ui says how to install it in one line.
+tracking-ui: | tracking-ui-check
+.PHONY: tracking-ui-check
+tracking-ui-check: $(STAMP)
+	@$(PY) -c "import importlib.util, sys; importlib.util.find_spec('tensorboard') or sys.exit(\"error: make tracking-ui needs TensorBoard, which setup leaves out: $(PY) -m pip install -e '.[tracking]'\")"

@@ -77,6 +77,8 @@ def _tracking(v):
 
 
 INT, FLOAT, STR, BOOL, LIST = (int,), (int, float), (str,), (bool,), (list,)
+# Upper bounds the values' users take: numpy's and scikit-learn's seeds, batches and counts far beyond any data.
+SEED_MAX, BATCH_MAX, COUNT_MAX = 2**32 - 1, 65_536, 10_000_000
 
 DATA = {
     "dataset": Spec(STR, "kaggle", "'kaggle' (data/kaggle, `make data`) or 'demo' (data/demo, `make demo-data`)",
@@ -95,7 +97,8 @@ DATA = {
                        "20,933 + 991 images)", check=_range(0, 1, lo_open=True), trains=False),
     "on_bad_image": Spec(STR, "raise", "'raise' on a bad image file, or 'skip' it and list it in a report",
                          check=_one_of(*choices.ON_BAD_IMAGE)),
-    "seed": Spec(INT, 0, "one seed for split, initial weights, augmentation and loader order", check=_range(0)),
+    "seed": Spec(INT, 0, "one seed for split, initial weights, augmentation and loader order (numpy and "
+                 "scikit-learn take 0 to 2**32 - 1)", check=_range(0, SEED_MAX)),
     "val_fraction": Spec(FLOAT, 0.25, "validation share of each class", check=_range(0, 0.9, lo_open=True)),
     "split": Spec(STR, "random", "random (the recipe's stratified split) or grouped (each group of near-duplicate "
                   "frames kept on one side, stratified by class as far as the groups allow)",
@@ -106,9 +109,10 @@ DATA = {
 
 EDA = {
     **DATA,
-    "image_stats_sample": Spec(INT, 2000, "images whose size and mode are read (0 = all)", check=_range(0)),
-    "grid_classes": Spec(INT, 10, "classes shown in the sample grid (the largest)", check=_range(1)),
-    "grid_per_class": Spec(INT, 5, "images per class in the sample grid", check=_range(1)),
+    "image_stats_sample": Spec(INT, 2000, "images whose size and mode are read (0 = all)",
+                                check=_range(0, COUNT_MAX)),
+    "grid_classes": Spec(INT, 10, "classes shown in the sample grid (the largest)", check=_range(1, 100)),
+    "grid_per_class": Spec(INT, 5, "images per class in the sample grid", check=_range(1, 50)),
 }
 
 TRAIN = {
@@ -120,7 +124,7 @@ TRAIN = {
     "weights": Spec(STR, None, "torchvision weights name (IMAGENET1K_V1, DEFAULT), a state-dict path, or null "
                     "(random)", nullable=True),
     "head_hidden": Spec(INT, 512, "width of the transfer head's hidden layer: features -> head_hidden -> classes",
-                        check=_range(1)),
+                        check=_range(1, 65536)),
     "head_dropout": Spec(FLOAT, 0.0, "dropout in the transfer head", check=_range(0, 0.99)),
     "dropout": Spec(FLOAT, 0.5, "dropout of MidCnn's classifier", check=_range(0, 0.99)),
     "image_size": Spec(INT, 224, "square input size in pixels", check=_range(32, 1024)),
@@ -131,44 +135,47 @@ TRAIN = {
     "worst_classes": Spec(LIST, [], "explicit classes that get strong augmentation", check=_str_list),
     "worst_from_run": Spec(STR, None, "run whose per-class validation F1 picks the worst classes", nullable=True,
                            names_runs=True),
-    "worst_k": Spec(INT, None, "... the k lowest-F1 classes of worst_from_run", nullable=True, check=_range(1)),
+    "worst_k": Spec(INT, None, "... the k lowest-F1 classes of worst_from_run", nullable=True,
+                    check=_range(1, COUNT_MAX)),
     "worst_below": Spec(FLOAT, None, "... and/or those with F1 below this", nullable=True, check=_range(0, 1)),
-    "epochs": Spec(INT, 10, "maximum epochs", check=_range(1)),
-    "batch_size": Spec(INT, 64, "training batch size", check=_range(1)),
-    "eval_batch_size": Spec(INT, 256, "evaluation batch size", check=_range(1), trains=False),
+    "epochs": Spec(INT, 10, "maximum epochs", check=_range(1, 10_000)),
+    "batch_size": Spec(INT, 64, "training batch size", check=_range(1, BATCH_MAX)),
+    "eval_batch_size": Spec(INT, 256, "evaluation batch size", check=_range(1, BATCH_MAX), trains=False),
     "optimizer": Spec(STR, "adam", "adam, adamw or sgd", check=_one_of(*choices.OPTIMIZERS)),
     "lr": Spec(FLOAT, 0.001, "learning rate", check=_range(0, 10, lo_open=True)),
     "weight_decay": Spec(FLOAT, 0.0, "weight decay of the weights with 2+ dimensions (biases and normalisation "
-                         "weights get none, as current fine-tuning recipes do)", check=_range(0)),
+                         "weights get none, as current fine-tuning recipes do)", check=_range(0, 10)),
     "momentum": Spec(FLOAT, 0.9, "SGD momentum (optimizer sgd)", check=_range(0, 1)),
     "scheduler": Spec(STR, "none", "learning-rate schedule: none, cosine, step (per epoch) or warmup_cosine (per "
                       "step: linear warmup over warmup_epochs, then cosine to 0)",
                       check=_one_of(*choices.SCHEDULERS)),
     "warmup_epochs": Spec(FLOAT, 0.0, "epochs of linear LR warmup (scheduler warmup_cosine; fractions allowed)",
-                          check=_range(0)),
-    "step_size": Spec(INT, 3, "epochs between LR drops (scheduler step)", check=_range(1)),
+                          check=_range(0, 10_000)),
+    "step_size": Spec(INT, 3, "epochs between LR drops (scheduler step)", check=_range(1, 10_000)),
     "gamma": Spec(FLOAT, 0.1, "LR factor per drop (scheduler step)", check=_range(0, 1, lo_open=True)),
     "monitor": Spec(STR, "val_micro_f1", "metric for the best checkpoint and early stopping",
                     check=_one_of(*choices.MONITORS)),
-    "patience": Spec(INT, 0, "epochs without improvement before stopping (0 = never)", check=_range(0)),
+    "patience": Spec(INT, 0, "epochs without improvement before stopping (0 = never)", check=_range(0, 10_000)),
     "device": Spec(STR, "auto", "auto (CUDA, then Apple MPS, then CPU), cpu, cuda or mps", check=_one_of(*choices.DEVICES),
                    trains=False),
     "amp": Spec(BOOL, True, "bf16 autocast on a GPU"),
-    "num_workers": Spec(INT, 0, "DataLoader worker processes (per_sample loader)", check=_range(0), trains=False),
+    "num_workers": Spec(INT, 0, "DataLoader worker processes (per_sample loader)", check=_range(0, 256),
+                        trains=False),
     "loader": Spec(STR, "auto", "auto (device_batches on a GPU, else per_sample), per_sample or device_batches",
                    check=_one_of(*choices.LOADERS)),
     "cache_images": Spec(BOOL, True, "decode images once into outputs/cache"),
     "resume": Spec(BOOL, True, "continue from the run's last checkpoint when its training fingerprint matches",
                    trains=False),
-    "gallery_size": Spec(INT, 18, "misclassified images shown", check=_range(0), trains=False),
+    "gallery_size": Spec(INT, 18, "misclassified images shown", check=_range(0, 500), trains=False),
     "finetune": Spec(STR, "last_stage", "what trains in a transfer model: last_stage (the recipe: last stage + new "
                      "head) or full (the whole network)", check=_one_of(*choices.FINETUNE_MODES)),
     "lr_decay": Spec(FLOAT, 1.0, "layer-wise LR factor per backbone stage towards the input (head: lr, last stage: "
                      "lr*d, the one before: lr*d^2, ...; 1.0 = one LR for all)", check=_range(0, 1, lo_open=True)),
     "label_smoothing": Spec(FLOAT, 0.0, "label smoothing of the cross-entropy loss", check=_range(0, 0.99)),
-    "mixup_alpha": Spec(FLOAT, 0.0, "MixUp's Beta(alpha, alpha) on each training batch (0 = off)", check=_range(0)),
+    "mixup_alpha": Spec(FLOAT, 0.0, "MixUp's Beta(alpha, alpha) on each training batch (0 = off)",
+                        check=_range(0, 100)),
     "cutmix_alpha": Spec(FLOAT, 0.0, "CutMix's Beta(alpha, alpha) on each training batch (0 = off; with MixUp on "
-                         "too, each batch gets one of the two at random)", check=_range(0)),
+                         "too, each batch gets one of the two at random)", check=_range(0, 100)),
     "weights_fallback": Spec(STR, "error", "when named torchvision weights cannot be had (not cached in TORCH_HOME, "
                              "not downloadable): error, or random (train from random weights and say so; not on "
                              "the Kaggle data)", check=_one_of(*choices.WEIGHTS_FALLBACKS)),
@@ -203,9 +210,9 @@ REPORT = {
                            "ensemble, TTA table): none, flip or flip+scales (the report shows validation F1 with "
                            "and without it)", check=_one_of(*choices.TTA_MODES),
                 trains=False),
-    "eval_batch_size": Spec(INT, 256, "batch size for test predictions", check=_range(1), trains=False),
+    "eval_batch_size": Spec(INT, 256, "batch size for test predictions", check=_range(1, BATCH_MAX), trains=False),
     "device": Spec(STR, "auto", "auto, cpu, cuda or mps", check=_one_of(*choices.DEVICES), trains=False),
-    "gallery_size": Spec(INT, 18, "misclassified images shown", check=_range(0), trains=False),
+    "gallery_size": Spec(INT, 18, "misclassified images shown", check=_range(0, 500), trains=False),
 }
 
 SCHEMAS: dict[str, dict[str, Spec]] = {"eda": EDA, "train": TRAIN, "report": REPORT}
@@ -445,6 +452,28 @@ def _layers(profile: str, run: str, kind: str) -> list[tuple[str, dict]]:
     return layers
 
 
+def as_overrides(overrides: Any) -> Mapping[str, Any]:
+    """``overrides`` as a mapping: papermill's ``-p overrides "{epochs: 2}"`` always passes a string, read
+    here as YAML; anything but a mapping (a list, a number) is refused in one line."""
+    if overrides is None:
+        return {}
+    if isinstance(overrides, str):
+        try:
+            overrides = yaml.load(overrides, Loader=_UniqueKeyLoader) if overrides.strip() else {}
+        except _DuplicateKey as dup:
+            raise ParameterError(f"overrides: key {dup.key!r} is given twice") from None
+        except yaml.YAMLError as exc:
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ParameterError(f"overrides: not valid YAML ({problem}); give a mapping such as "
+                                 "'{epochs: 2, lr: 0.0003}'") from None
+    if not isinstance(overrides, Mapping):
+        shown = repr(overrides)
+        raise ParameterError(f"overrides: must be a mapping of parameter names to values, such as "
+                             f"{{'epochs': 2}}; got {type(overrides).__name__} "
+                             f"{shown[:80] + ('...' if len(shown) > 80 else '')}")
+    return overrides
+
+
 def resolve(profile: str, run: str, overrides: Mapping[str, Any] | None = None) -> Params:
     """The complete, validated parameters of ``run`` of ``profile``, exactly as the pipeline runs it, with
     ``overrides`` on top. Overrides that change a value name the run ``<run>-<hash>`` (printed in one line)."""
@@ -464,7 +493,7 @@ def resolve(profile: str, run: str, overrides: Mapping[str, Any] | None = None) 
     where = f"{paths.params_dir() / profile / (run + '.yaml')}: "
     base = validate(kind, values, where)
     changed = {}
-    for key, value in (overrides or {}).items():
+    for key, value in as_overrides(overrides).items():
         if key not in _schema(kind):
             raise _unknown(key, _schema(kind), "overrides: ")
         if value != base[key]:
@@ -495,6 +524,33 @@ def upstream_runs(p: Mapping[str, Any]) -> list[str]:
                 if name not in ("best", "ensemble") and name not in out:
                     out.append(name)
     return out
+
+
+def check_named_runs(run: str, p: Mapping[str, Any], resolved: Mapping[str, Mapping[str, Any]],
+                     where: str = "") -> None:
+    """Every run that ``run``'s parameters name (``upstream_runs``) is another run of the profile, and one that
+    trains a model (a report or EDA has no weights nor scores to read), with no cycle through the runs it names;
+    checked when the study is planned, before any run removes its results."""
+    trains = [r for r, q in resolved.items() if getattr(q, "kind", "") == "train"]
+    for key, spec in (_schema(p.kind) if getattr(p, "kind", "") else {}).items():
+        value = p.get(key) if spec.names_runs else None
+        for name in (value if isinstance(value, list) else [value] if value else []):
+            if name in ("best", "ensemble"):
+                continue
+            if name in resolved and name not in trains:
+                raise ParameterError(f"{where}parameter {key!r}: {name!r} is a {resolved[name].kind} run, which "
+                                     f"trains no model; name training runs: {', '.join(trains) or 'none'}")
+            if name == run:
+                raise ParameterError(f"{where}parameter {key!r}: names this run itself ({run!r}); name another "
+                                     f"training run: {', '.join(r for r in trains if r != run) or 'none'}")
+    seen, todo = set(), list(upstream_runs(p))
+    while todo:
+        name = todo.pop()
+        if name == run:
+            raise ParameterError(f"{where}the runs its parameters name read {run!r} in turn (a cycle); break it")
+        if name not in seen and name in resolved:
+            seen.add(name)
+            todo.extend(upstream_runs(resolved[name]))
 
 
 def training_values(p: Mapping[str, Any]) -> dict:

@@ -24,7 +24,7 @@ from ..config.files import atomic_path
 from . import parallel
 from .layout import files_fingerprint, load_rgb
 
-CACHE_FORMAT = 1  # bump when decoding or resizing changes
+CACHE_FORMAT = 2  # bump when decoding or resizing changes (2: EXIF orientation applied)
 
 
 def fingerprint(paths_: Sequence[str], size: int) -> str:

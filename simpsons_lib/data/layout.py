@@ -7,8 +7,11 @@ in a report under the outputs), never touched.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
 import logging
+import math
 import os
 import re
 import warnings
@@ -18,10 +21,10 @@ from typing import Iterable, TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config import paths
-from ..config.files import read_json, write_csv, write_json
+from ..config.files import read_json, write_csv, write_json, write_text
 from . import parallel
 
 if TYPE_CHECKING:
@@ -252,15 +255,46 @@ def files_fingerprint(paths_: Sequence[str | os.PathLike], salt: str = "") -> st
 
 
 def data_fingerprint(folders: Iterable[Path | None]) -> dict:
-    """File names and sizes of the data folders (not contents: fast on 21k files)."""
+    """File names, sizes and contents (SHA-1) of the data folders: an image edited in place, even to the same
+    size, changes it. Each file's SHA-1 is remembered in ``outputs/cache`` under its size, modification and
+    change times and inode (``content_hashes``), so a later plan of the same data only reads the files' status."""
     h = hashlib.sha1()
     n = 0
     for folder in filter(None, folders):
-        for p in sorted(Path(folder).rglob("*")):
-            if p.is_file():
-                h.update(f"{p.relative_to(folder)}|{p.stat().st_size}\n".encode())
-                n += 1
+        files = [p for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+        for p, digest in zip(files, content_hashes(Path(folder), files)):
+            h.update(f"{p.relative_to(folder)}|{p.stat().st_size}|{digest}\n".encode())
+            n += 1
     return {"files": n, "sha1": h.hexdigest()}
+
+
+def content_hashes(folder: Path, files: Sequence[Path]) -> list[str]:
+    """The SHA-1 of each file's bytes, read again only for a file whose size, times or inode changed since
+    it was remembered (``outputs/cache/content_hashes/<folder digest>.json``; not remembered where the
+    outputs folder cannot be written)."""
+    record = paths.cache_dir() / "content_hashes" / f"{hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:16]}.json"
+    try:
+        known = read_json(record)
+    except (OSError, ValueError):
+        known = {}
+    fresh, out = {}, []
+    for p in files:
+        st = p.stat()
+        name, stamp = str(p.relative_to(folder)), [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        entry = known.get(name) if isinstance(known, dict) else None
+        if not (isinstance(entry, list) and entry[:4] == stamp and len(entry) == 5):
+            try:
+                with open(p, "rb") as f:
+                    entry = [*stamp, hashlib.file_digest(f, "sha1").hexdigest()]
+            except OSError as exc:  # unreadable: the image check names it; its state is part of the fingerprint
+                out.append(f"unreadable {exc.errno}")
+                continue
+        fresh[name] = entry
+        out.append(entry[4])
+    if fresh != known:
+        with contextlib.suppress(OSError):
+            write_text(record, json.dumps(fresh, separators=(",", ":")) + "\n")
+    return out
 
 
 def _scan_files(paths_: Sequence[Path], workers: int | None = None) -> list[str | None]:
@@ -417,8 +451,15 @@ def split_train_val(
 
     single_mask = index["class_name"].isin(single)
     splittable = index[~single_mask]
+    # scikit-learn's stratified split needs at least one image per class on each side (many small classes
+    # or a small val_fraction fall short): then the share is raised to one per class, or lowered to leave
+    # one per class in train, which every class here (2+ images) allows.
+    n, n_classes = len(splittable), splittable["label"].nunique()
+    test_size: float | int = val_fraction
+    if not n_classes <= math.ceil(val_fraction * n) <= n - n_classes:
+        test_size = min(max(math.ceil(val_fraction * n), n_classes), n - n_classes)
     train, val = train_test_split(
-        splittable, test_size=val_fraction, stratify=splittable["label"], random_state=seed, shuffle=True
+        splittable, test_size=test_size, stratify=splittable["label"], random_state=seed, shuffle=True
     )
     rng = np.random.default_rng(seed)
     train, val = _one_of_each_class(val, train, splittable, rng, "training")  # a large val_fraction
@@ -470,9 +511,12 @@ def split_grouped(index: pd.DataFrame, val_fraction: float, seed: int,
     return index[~in_val.to_numpy()].sort_index(), index[in_val.to_numpy()].sort_index()
 
 
+EXIF_ORIENTATION = 0x0112
+
+
 def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:
     """Open any image as 3-channel RGB (grayscale, palette, RGBA, CMYK, 16-bit all convert;
-    transparency over white, 16-bit stretched to 8 bits). With ``draft_size``, a JPEG is decoded at the
+    transparency over white, 16-bit stretched to 8 bits), upright as its EXIF orientation says. With ``draft_size``, a JPEG is decoded at the
     smallest reduced scale (1/2, 1/4, 1/8) that is still at least ``draft_size`` on each side."""
     try:
         with _open_image(path) as img:
@@ -482,6 +526,8 @@ def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Im
             if draft_size is not None and img.format == "JPEG":
                 img.draft("RGB", (draft_size, draft_size))
             img.load()
+            if img.getexif().get(EXIF_ORIENTATION, 1) != 1:  # a phone photo stored sideways: turned upright
+                img = ImageOps.exif_transpose(img)
             if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
                 img = img.convert("RGBA")
                 background = Image.new("RGBA", img.size, (255, 255, 255, 255))

@@ -63,7 +63,7 @@ class StudyData:
 
     @property
     def fingerprint(self) -> str:
-        """The training data's fingerprint (``layout.data_fingerprint``: file names and sizes)."""
+        """The training data's fingerprint (``layout.data_fingerprint``: file names, sizes and contents)."""
         return data_fingerprint([self.layout.train_dir])["sha1"]
 
     @property

@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument("--grid-from-env", metavar="NAME", help="the grid from environment variable NAME (make's GRID)")
     sweep.add_argument("--file", help="a sweep file: params/<profile>/sweeps/<FILE>.yaml")
     sweep.add_argument("--name", help="the roll-up's name (default: the sweep file's, else the run's)")
+    sweep.add_argument("--max-points", type=int, default=None,
+                       help="the most points a sweep may start (default: the sweep file's max_points, else the "
+                            "environment's MAX_POINTS, which `make sweep MAX_POINTS=N` sets, else 64)")
     status = sub.add_parser("status", help="each run: current, will re-run (and why), or failed")
     status.add_argument("--profile", required=True)
     cmp = sub.add_parser("compare", help="the parameter diff and the metric deltas of two runs")
@@ -41,7 +44,15 @@ def main(argv: list[str] | None = None) -> None:
             from . import sweep as sweeps
 
             grid = os.environ.get(args.grid_from_env, "") if args.grid_from_env else args.grid
-            code = sweeps.main(args.profile, args.run, grid or None, args.file, args.name)
+            cap = args.max_points
+            if cap is None and os.environ.get("MAX_POINTS"):
+                try:
+                    cap = int(os.environ["MAX_POINTS"])
+                except ValueError:
+                    raise ParameterError(f"MAX_POINTS: a whole number, got {os.environ['MAX_POINTS'][:40]!r}") from None
+            if cap is not None and cap < 1:
+                raise ParameterError(f"--max-points / MAX_POINTS: at least 1, got {cap}")
+            code = sweeps.main(args.profile, args.run, grid or None, args.file, args.name, cap)
             from ..reporting import index_page  # the index lists the sweep's page
 
             index_page.build(paths.StudyPaths(args.profile), params.profile_runs(args.profile))

@@ -65,19 +65,47 @@ def write(folder: Path | None = None) -> list[Path]:
     return written
 
 
+class PairingError(ValueError):
+    """An edited ``.py`` cannot go into its notebook; the message names the file, the cell and the line."""
+
+
+def check_code(script: Path, nb) -> None:
+    """Every code cell of ``nb`` (read from ``script``) compiles as the kernel runs it: IPython's magics and
+    shell escapes turned into Python first (IPython's own input transformer), top-level ``await`` allowed."""
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    transformer = TransformerManager()
+    for number, cell in enumerate((c for c in nb.cells if c.cell_type == "code"), 1):
+        try:
+            compile(transformer.transform_cell(cell.source), f"{script.name}, code cell {number}", "exec",
+                    flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
+        except SyntaxError as exc:
+            lines = cell.source.splitlines()
+            text = lines[exc.lineno - 1].strip() if exc.lineno and 0 < exc.lineno <= len(lines) else ""
+            raise PairingError(f"{script}: code cell {number}, line {exc.lineno}: {exc.msg}: {text[:80]!r}; no "
+                               "notebook was changed (fix the .py and run make pair-from-py again)") from None
+
+
 def update(folder: Path | None = None) -> list[Path]:
     """Take each edited ``.py``'s cells into its notebook (ids kept where the source is unchanged);
-    returns the notebooks written."""
+    returns the notebooks written. A ``.py`` whose code does not compile (``check_code``) stops it before
+    any notebook is written."""
     import jupytext
     import nbformat
 
-    written = []
+    edited = []
     for nb_path in notebooks(folder):
         script = paired(nb_path)
         if not script.is_file() or script.read_text(encoding="utf-8") == as_script(nb_path):
             continue
-        old = nbformat.read(nb_path, as_version=4)
         new = jupytext.reads(script.read_text(encoding="utf-8"), fmt=FORMAT)
+        check_code(script, new)
+        edited.append((nb_path, new))
+    written = []
+    for nb_path, new in edited:
+        old = nbformat.read(nb_path, as_version=4)
         ids = {(c.cell_type, c.source): c.get("id") for c in old.cells}
         cells = []
         for cell in new.cells:
@@ -106,7 +134,10 @@ def main(argv: list[str] | None = None) -> None:
         problems = differing(args.folder)
         print("\n".join(problems) or "every notebook and its .py are in sync")
         raise SystemExit(1 if problems else 0)
-    changed = write(args.folder) if args.command == "write" else update(args.folder)
+    try:
+        changed = write(args.folder) if args.command == "write" else update(args.folder)
+    except PairingError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if args.command == "update":
         write(args.folder)  # the .py as the notebook now renders it
     print("\n".join(f"wrote {p.relative_to(p.parent.parent)}" for p in changed) or "every pair already in sync")

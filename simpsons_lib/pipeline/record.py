@@ -3,7 +3,7 @@
 Every run has two fingerprints:
 
 - **training** — the parameters that shape the weights (``params.Spec.trains``), the data (file names
-  and sizes) and the code of the wings that shape weights (``simpsons_lib.data`` and
+  sizes and contents) and the code of the wings that shape weights (``simpsons_lib.data`` and
   ``simpsons_lib.training``, by package membership: ``training.fingerprint``). A checkpoint is resumed
   or reused only when its training fingerprint matches: a change here retrains.
 - **render** — the notebook, every parameter and the library's code except the index page's

@@ -172,6 +172,31 @@ def _stop_with_parent(parent: int, pgid: int, stop: threading.Event, every: floa
             return
 
 
+@contextlib.contextmanager
+def stopped_with_parent(what: str = "sweep"):
+    """End this process's work as Ctrl-C does when a ``make`` above it is gone (``kill -9`` of the top
+    make): a watcher sends this process SIGTERM, which ``_terminated_as_interrupt`` (entered here too) turns
+    into ``KeyboardInterrupt``, so the running notebook's kernel is shut down, its results removed and the
+    lock released, as ``locked`` does for the pipeline's runs."""
+    parent, stop = os.getppid(), threading.Event()
+
+    def watch():
+        watched = _ancestors()
+        while not stop.wait(0.5):
+            if os.getppid() != parent or not all(map(_alive, watched)):
+                print(f"error: the make that started the {what} has ended; stopping it", file=sys.stderr, flush=True)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+
+    with _terminated_as_interrupt():
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+
+
 def _wait_for_group(pgid: int, timeout: float = 60.0) -> None:
     """Wait until no process of the group is left (a run cleaning up after a signal)."""
     deadline = time.monotonic() + timeout
@@ -197,6 +222,7 @@ def plan(profile: str) -> dict[str, dict]:
             if upstream not in resolved:
                 raise ParameterError(f"{paths.params_dir() / profile / (run + '.yaml')}: run {upstream!r} (named "
                                      f"by a parameter) is not a run of profile {profile!r}: {', '.join(runs)}")
+        params.check_named_runs(run, p, resolved, f"{paths.params_dir() / profile / (run + '.yaml')}: ")
         if p.kind == "report":
             params.check_split_runs(p, resolved, f"{paths.params_dir() / profile / (run + '.yaml')}: ")
     data, layouts = {}, {}

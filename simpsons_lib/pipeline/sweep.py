@@ -11,12 +11,14 @@ A sweep file lives in ``params/<profile>/sweeps/`` (a sub-folder, so it is never
       epochs: [6, 12]
     points:               # ... and/or a list of overrides, each a point
       - {lr: 0.003, batch_size: 32}
+    max_points: 100       # optional: a sweep of more than MAX_POINTS (64) points is refused unless raised
 
 Each point is the override run ``<run>-<hash>`` that ``params.resolve(profile, run, overrides)`` names:
 it writes its own files beside the pipeline's, never over them. Every point is validated before any
 trains (an unknown key or a bad value stops the sweep naming it). A point whose record (manifest keys,
 products) matches its inputs is skipped; an interrupted one resumes from its last checkpoint. A failed
-point is listed as failed and the others go on. The points run one at a time, under the profile's lock.
+point is listed as failed and the others go on. The points run one at a time, under the profile's lock;
+the sweep stops (its running point interrupted, as by Ctrl-C) when the make that started it is gone.
 The roll-up is ``outputs/<profile>/sweeps/<name>.csv`` and ``reports/sweep_<name>.html``
 (``reporting.sweeps``), rewritten after every point.
 """
@@ -44,6 +46,7 @@ from ..reporting import sweeps as rollup
 from . import kernel, manifest, progress, record, runner
 
 SWEEPS_DIR = "sweeps"  # params/<profile>/sweeps/<name>.yaml
+MAX_POINTS = 64  # a sweep of more points is refused unless raised (sweep file's max_points, --max-points)
 
 
 @dataclass
@@ -129,27 +132,33 @@ def sweep_file(profile: str, name: str) -> Path:
     return paths.params_dir() / params.check_profile_name(profile) / SWEEPS_DIR / f"{name}.yaml"
 
 
-def load_sweep_file(profile: str, name: str) -> tuple[str, list[dict]]:
-    """The run and the points of ``params/<profile>/sweeps/<name>.yaml``."""
+def load_sweep_file(profile: str, name: str, max_points: int | None = None) -> tuple[str, list[dict]]:
+    """The run and the points of ``params/<profile>/sweeps/<name>.yaml``; more points than ``max_points``, else
+    the file's ``max_points``, else ``MAX_POINTS``, are refused (``check_size``)."""
     path = sweep_file(profile, name)
     if not path.is_file():
         folder = path.parent
         known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml"))) if folder.is_dir() else "none"
         raise ParameterError(f"{path}: no such sweep file (sweeps of profile {profile!r}: {known})")
     data = params.load_yaml(path)
-    unknown = set(data) - {"run", "grid", "points"}
+    unknown = set(data) - {"run", "grid", "points", "max_points"}
     if unknown:
         raise ParameterError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (a sweep file holds run, grid, "
-                             "points)")
+                             "points, max_points)")
+    cap = data.get("max_points")
+    if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or not 1 <= cap <= 100_000):
+        raise ParameterError(f"{path}: max_points must be a whole number from 1 to 100000, got {str(cap)[:40]!r}")
     if not isinstance(data.get("run"), str):
         raise ParameterError(f"{path}: a sweep file names its run (e.g. 'run: mid_cnn')")
     grid = data.get("grid") or {}
     if not isinstance(grid, dict) or not all(isinstance(v, list) for v in grid.values()):
         raise ParameterError(f"{path}: grid must map parameters to lists of values")
     try:
-        return data["run"], expand(grid, data.get("points") or [])
+        points = expand(grid, data.get("points") or [])
+        check_size(points, max_points or cap)
     except ParameterError as exc:
         raise ParameterError(f"{path}: {exc}") from None
+    return data["run"], points
 
 
 def _coerce(kind: str, overrides: dict) -> dict:
@@ -309,7 +318,7 @@ def sweep(profile: str, run: str, overrides: list[dict], name: str | None = None
     study = paths.StudyPaths(profile)
     points = resolve_points(profile, run, overrides)
     varied = varied_keys(points)
-    with runner.profile_lock(study):
+    with runner.profile_lock(study), runner.stopped_with_parent("sweep"):
         keys = runner.plan(profile)
         upstream = params.upstream_runs(points[0].p)
         stale = [u for u in upstream if runner._recorded_keys(study.run(u)) != keys[u]
@@ -374,11 +383,21 @@ def _write(study, name, run, profile, varied, points, rows) -> Path:
     return rollup.write_rollup(study, name, run, varied, ordered)
 
 
-def main(profile: str, run: str | None, grid: str | None, file: str | None, name: str | None) -> int:
+def check_size(points: list[dict], cap: int | None, where: str = "") -> None:
+    """Refuse a sweep of more points than ``cap`` (``MAX_POINTS`` when None), saying how to raise it."""
+    cap = MAX_POINTS if cap is None else cap
+    if len(points) > cap:
+        raise ParameterError(f"{where}{len(points)} points, more than the cap of {cap} a sweep may start; narrow the "
+                             f"grid, or raise the cap: MAX_POINTS={len(points)} (make sweep), --max-points "
+                             f"{len(points)}, or 'max_points: {len(points)}' in a sweep file")
+
+
+def main(profile: str, run: str | None, grid: str | None, file: str | None, name: str | None,
+         max_points: int | None = None) -> int:
     if file:
         if grid:
             raise ParameterError("sweep: give a grid or a sweep file, not both")
-        file_run, points = load_sweep_file(profile, file)
+        file_run, points = load_sweep_file(profile, file, max_points)
         if run and run != file_run:
             raise ParameterError(f"sweep: {sweep_file(profile, file)} sweeps {file_run!r}, not {run!r}")
         run, name = file_run, name or file
@@ -388,6 +407,7 @@ def main(profile: str, run: str | None, grid: str | None, file: str | None, name
                                  f"(SWEEP=<name>: {sweep_file(profile, '<name>')})")
         parsed = parse_grid(grid)
         points, name = expand(parsed), name or default_name(run, parsed)
+        check_size(points, max_points, "sweep: the grid has ")
     page, done = sweep(profile, run, points, name)
     failed = [pt for pt in done if pt.status == "failed"]
     print(f"sweep: {len(done) - len(failed)} of {len(done)} points done"
