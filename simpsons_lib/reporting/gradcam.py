@@ -16,8 +16,7 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
-from ..data.demo import BOXES_FILE
-from ..data.layout import load_rgb
+from ..data.layout import BOXES_FILE, load_rgb
 from ..training.models import MidCnn, SimpleCnn, TransferModel
 from ..training.transforms import eval_transform
 
