@@ -93,7 +93,8 @@ def markdown() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m simpsons_lib.config.params_page", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m simpsons_lib.config.params_page",
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 when docs/parameters.md is stale")
     args = parser.parse_args(argv)
     text = markdown()
