@@ -31,7 +31,7 @@ rm -rf "$SIMPSONS_OUTPUTS_DIR"
 DATA=$SIMPSONS_DATA_DIR/$([ "$PROFILE" = full ] && echo kaggle || echo demo)
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1; echo "cores $(nproc)"; free -g
   "$PYTHON" -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
-  "$PYTHON" -m simpsons_lib.data.demo --out "$DATA" --scale "$SCALE" 2>&1; } > "$OUT/gpu.txt"
+  "$PYTHON" -m simpsons_lib.pipeline.demo --out "$DATA" --scale "$SCALE" 2>&1; } > "$OUT/gpu.txt"
 cat "$OUT/gpu.txt"
 if [ "$PROFILE" = full ]; then BENCH_ARGS=(--batch-size 256 64 --steps 50 --warmup 10)
 else BENCH_ARGS=(--device cpu --image-size 96 --batch-size 16 --steps 2 --warmup 1); fi

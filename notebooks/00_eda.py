@@ -29,8 +29,8 @@ overrides: dict = {}   # e.g. {"grid_classes": 4}: changed values make a run of 
 
 # %%
 from simpsons_lib.config import console, files, params, paths
-from simpsons_lib.data import layout, near_duplicates, study
-from simpsons_lib.reporting import notes, plots
+from simpsons_lib.data import near_duplicates, study
+from simpsons_lib.reporting import eda, notes, plots
 
 console.setup_logging()
 
@@ -58,8 +58,8 @@ print(s.describe())
 # When the classes are imbalanced, accuracy alone hides the rare ones: the study reports macro-F1 beside the Kaggle metric (micro-F1).
 
 # %%
-counts = layout.class_counts(s.index)
-print(layout.describe_counts(counts))
+counts = eda.class_counts(s.index)
+print(eda.describe_counts(counts))
 
 # %%
 fig = plots.class_distribution(counts)
@@ -89,7 +89,7 @@ plots.save(fig, rp.figure("samples_rarest"))
 # The models resize every image to a square input, and any colour mode is converted to RGB when loading.
 
 # %%
-stats = layout.image_stats(s.index, p.image_stats_sample or None, p.seed)
+stats = eda.image_stats(s.index, p.image_stats_sample or None, p.seed)
 stats[["width", "height"]].describe().round(1)
 
 # %%

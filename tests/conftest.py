@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from simpsons_lib.config import params
-from simpsons_lib.data import demo as demo_data
+from simpsons_lib.pipeline import demo as demo_data
 REPO = Path(__file__).resolve().parent.parent
 SHARED_TORCH_HUB = REPO.parent / "shared" / "torch-hub"
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from simpsons_lib.data import cache as image_cache
 from simpsons_lib.data import datasets
-from simpsons_lib.data import demo as demo_data
+from simpsons_lib.pipeline import demo as demo_data
 from simpsons_lib.data import layout as data
 from simpsons_lib.pipeline import kaggle as kaggle_download
 def jpeg(path: Path, color=(200, 30, 30), size=(40, 30), mode="RGB"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simpsons_lib.data import demo as demo_data
+from simpsons_lib.pipeline import demo as demo_data
 from simpsons_lib.data import layout as data
 from simpsons_lib.reporting import leakage
 def test_class_looks_are_spread_apart_and_seeded():

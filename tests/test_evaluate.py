@@ -83,6 +83,7 @@ def _png_ok(path):
 
 def test_plots_return_figures_and_save_pngs(tmp_path, tiny_demo):
     from simpsons_lib.data import layout as data
+    from simpsons_lib.reporting import eda
 
     index, _ = data.build_train_index(data.find_layout(tiny_demo).train_dir)
     classes = sorted(index.class_name.unique())
@@ -95,7 +96,7 @@ def test_plots_return_figures_and_save_pngs(tmp_path, tiny_demo):
     table = evaluate.metrics_table({"a": {**metrics, "title": "A"}, "b": {**metrics, "title": "B"}})
     wrong = pd.DataFrame({"path": index.path[:3], "true": ["x"] * 3, "predicted": ["y"] * 3, "confidence": [.9, .8, .7]})
     figures = {
-        "distribution": plots.class_distribution(data.class_counts(index)),
+        "distribution": plots.class_distribution(eda.class_counts(index)),
         "grid": plots.sample_grid(index, classes[:3], 2),
         "curves": plots.learning_curves(history),
         "confusion": plots.confusion_matrix(metrics),

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from simpsons_lib.config import files as io_utils
-from simpsons_lib.data import demo as demo_data
+from simpsons_lib.pipeline import demo as demo_data
 from simpsons_lib.data import layout as data
 from simpsons_lib.reporting import gradcam as explain
 from simpsons_lib.training import models

@@ -13,7 +13,8 @@ from PIL import Image
 
 from simpsons_lib.config import params
 from simpsons_lib.data import cache, layout as data, near_duplicates as nd, study
-from simpsons_lib.data.demo import COPIES_FILE, GENERATOR_VERSION
+from simpsons_lib.data.layout import COPIES_FILE
+from simpsons_lib.pipeline.demo import GENERATOR_VERSION
 
 MAX_BITS = params.DATA["near_duplicate_bits"].default
 

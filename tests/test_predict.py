@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from simpsons_lib.config import files as io_utils
-from simpsons_lib.data import demo as demo_data
+from simpsons_lib.pipeline import demo as demo_data
 from simpsons_lib.data import layout as data
 from simpsons_lib.inference import predict
 from simpsons_lib.training import checkpoints

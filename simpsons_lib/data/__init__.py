@@ -1,2 +1,2 @@
 """The data: the Kaggle layout, the index and split, the decode-once image cache, datasets and loaders'
-sources, and the drawn demo data. Shapes the weights (part of every run's training key)."""
+sources. Shapes the weights (part of every run's training key)."""

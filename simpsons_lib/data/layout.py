@@ -42,6 +42,8 @@ TRAIN_CANDIDATES = ("train/simpsons_dataset", "simpsons_dataset", "train/train",
 TEST_CANDIDATES = ("testset/testset", "testset", "test/test", "test")
 SAMPLE_SUBMISSION = "sample_submission.csv"
 DEMO_MARKER = "DEMO_DATA.txt"
+BOXES_FILE = "character_boxes.csv"  # beside the drawn demo data, outside the images: where each character was drawn
+COPIES_FILE = "frame_copies.csv"  # beside the drawn demo data: which image is a near-copy of which (path, copy_of)
 
 HOW_TO_GET_DATA = (
     "Get the Kaggle data with `make data` (needs your Kaggle credentials; see README), or generate the "
@@ -543,26 +545,3 @@ def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Im
         raise BadImageError(f"Cannot read image {path}: too large: {exc}") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise BadImageError(f"Cannot read image {path}: {exc}") from exc
-
-
-def class_counts(index: pd.DataFrame) -> pd.Series:
-    return index["class_name"].value_counts().sort_values(ascending=False)
-
-
-def describe_counts(counts: pd.Series) -> str:
-    """The class balance in words, as measured (``class_counts``)."""
-    top, bottom = counts.index[0], counts.index[-1]
-    half = int((counts.cumsum() < counts.sum() / 2).sum()) + 1
-    return (f"{len(counts)} classes, {int(counts.sum())} images: from {int(counts[top])} ({top}) down to "
-            f"{int(counts[bottom])} ({bottom}), {counts[top] / max(1, counts[bottom]):.0f} times fewer; "
-            f"median {counts.median():.0f}. The {half} largest classes hold half of the images.")
-
-
-def image_stats(index: pd.DataFrame, sample: int | None = None, seed: int = 0) -> pd.DataFrame:
-    """Width, height, mode and format of (a seeded sample of) the indexed images, read from headers."""
-    frame = index if sample is None or sample >= len(index) else index.sample(sample, random_state=seed)
-    rows = []
-    for p in frame["path"]:
-        with Image.open(p) as img:
-            rows.append((p, img.width, img.height, img.mode, img.format))
-    return pd.DataFrame(rows, columns=["path", "width", "height", "mode", "format"])

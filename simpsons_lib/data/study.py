@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .layout import (
+    COPIES_FILE,
     data_fingerprint,
     DatasetLayout,
     DatasetNotFoundError,
@@ -150,8 +151,6 @@ def near_duplicate_audit(s: StudyData, p) -> dict:
     """The near-duplicate audit of a study under both splits (the run's ``val_fraction`` and ``seed``):
     ``{"split": the run's, "random": ..., "grouped": ...}`` (``NearDuplicates.summary`` each), and on the
     drawn demo data, ``"planted"``: the audit scored against the copies the generator planted."""
-    from .demo import COPIES_FILE
-
     duplicates = s.near_duplicates
     record = {"split": p["split"]}
     for kind, groups in (("random", None), ("grouped", duplicates.groups)):

@@ -39,7 +39,7 @@ sys.modules.setdefault("rfc3987_syntax", None)
 from ..config import params, paths  # noqa: E402
 from ..config.files import describe_os_error, read_json, write_text  # noqa: E402
 from ..config.params import ParameterError  # noqa: E402
-from ..data import demo as generator  # noqa: E402
+from . import demo as generator  # noqa: E402
 from ..data.layout import (DEMO_MARKER, DatasetNotFoundError, data_fingerprint, demo_scale_of, demo_version_of,  # noqa: E402
                            find_study_layout, resolve_data_dir)
 from ..reporting import index_page  # noqa: E402

@@ -16,8 +16,7 @@ import torch
 from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
-from ..data.demo import BOXES_FILE
-from ..data.layout import load_rgb
+from ..data.layout import BOXES_FILE, load_rgb
 from ..training.models import MidCnn, SimpleCnn, TransferModel
 from ..training.transforms import eval_transform
 
@@ -108,7 +107,7 @@ def select_examples(predictions: pd.DataFrame, n_mistakes: int = 6, per_pair: in
 
 
 def load_boxes(root: str | Path | None) -> dict[str, tuple[int, ...]]:
-    """Where the drawn demo data drew each character (``demo.BOXES_FILE`` in the data folder): image path
+    """Where the drawn demo data drew each character (``layout.BOXES_FILE`` in the data folder): image path
     → ``(x0, y0, x1, y1, width, height)`` in the image's own pixels; ``{}`` for other data."""
     path = Path(root) / BOXES_FILE if root is not None else None
     if path is None or not path.is_file():
