@@ -56,3 +56,65 @@ t "6 dangling symlink (skip), plan" $PY -m simpsons_lib.pipeline plan --profile 
 rm $W/bad/testset/testset/dangling.jpg; cp $W/sample.csv $W/bad/sample_submission.csv; cp $W/bad/testset/testset/$(ls $W/bad/testset/testset | head -1) $W/bad/testset/testset/extra1.jpg
 t "9 test image not in sample_submission, plan" $PY -m simpsons_lib.pipeline plan --profile bad
 rm -rf "$W" /tmp/x
+
+# --- values the plan accepted that could not train, stale results, a sweep outliving its make, small tools ---
+# (a block of its own, with its own temporary folder; the same format)
+W=$(mktemp -d); export SIMPSONS_OUTPUTS_DIR=$W/outputs SIMPSONS_DATA_DIR=$W/data
+mkdir -p $W/params; cp -r $CO/params/smoke $W/params/; export SIMPSONS_PARAMS_DIR=$W/params
+$PY -m simpsons_lib.pipeline demo-data --profile smoke >/dev/null 2>&1
+variant() { rm -rf $W/params/$1; cp -r $W/params/smoke $W/params/$1; sed -i "/^$3:/d" $W/params/$1/$2.yaml; echo "$4" >> $W/params/$1/$2.yaml; }
+$PY -m simpsons_lib.pipeline plan --profile smoke >/dev/null 2>&1
+mkdir -p $W/outputs/smoke/models/simple_cnn; echo "not a checkpoint" > $W/outputs/smoke/models/simple_cnn/last.pt
+echo "Id,Expected" > $W/outputs/smoke/submission.csv
+t "9 run fails in a cell (damaged last.pt)" $PY -m simpsons_lib.pipeline run --profile smoke --run simple_cnn
+echo "  submission.csv afterwards: $(test -e $W/outputs/smoke/submission.csv && echo stands || echo removed)"
+t "10 300 classes of 3 images, split" $PY -c "
+import pandas as pd; from simpsons_lib.data.layout import split_train_val
+i=pd.DataFrame([(f'c{c}/{j}.jpg',f'c{c}',c) for c in range(300) for j in range(3)],columns=['path','class_name','label'])
+tr,va=split_train_val(i,0.25,0); print(f'{va.class_name.nunique()} of 300 classes validated')"
+t "10 val_fraction 0.05 on 42 classes, split" $PY -c "
+import pandas as pd; from simpsons_lib.data.layout import split_train_val
+i=pd.DataFrame([(f'c{c}/{j}.jpg',f'c{c}',c) for c in range(42) for j in range(11)],columns=['path','class_name','label'])
+tr,va=split_train_val(i,0.05,0); print(f'{va.class_name.nunique()} of 42 classes validated')"
+variant self mid_cnn worst_from_run "worst_from_run: mid_cnn"
+t "11 worst_from_run names its own run, plan" $PY -m simpsons_lib.pipeline plan --profile self
+variant ens report ensemble "ensemble: [report, eda]"
+t "11 ensemble: [report, eda], plan" $PY -m simpsons_lib.pipeline plan --profile ens
+variant seed _common seed "seed: 4294967296"
+t "12 seed: 2**32, plan" $PY -m simpsons_lib.pipeline plan --profile seed
+variant batch simple_cnn batch_size "batch_size: 1000000000"
+t "12 batch_size: 10**9, plan" $PY -m simpsons_lib.pipeline plan --profile batch
+t "13 overrides as text (papermill -p)" $PY -c "
+from simpsons_lib.config import params; print(params.resolve('smoke','simple_cnn','{epochs: 1}')['run_name'])"
+t "13 overrides as a list" $PY -c "
+import sys; from simpsons_lib.config import params
+try: params.resolve('smoke','simple_cnn',[1,2])
+except params.ParameterError as e: sys.exit(f'error: {e}')"
+t "14 image edited in place, same size" $PY -c "
+import os; from pathlib import Path; from simpsons_lib.data.layout import data_fingerprint
+d=Path('$W/data/demo/train'); before=data_fingerprint([d]); f=sorted(d.rglob('*.jpg'))[0]; st=f.stat(); b=f.read_bytes()
+f.write_bytes(b[:-64]+bytes(x^255 for x in b[-64:-2])+b[-2:]); os.utime(f,ns=(st.st_atime_ns,st.st_mtime_ns))
+print('fingerprint', 'changed' if data_fingerprint([d])!=before else 'unchanged: the runs stay current')"
+t "15 JPEG with EXIF Orientation 6 (40x20)" $PY -c "
+import numpy as np; from PIL import Image; from simpsons_lib.data.layout import load_rgb
+im=Image.fromarray(np.zeros((20,40,3),np.uint8)); e=im.getexif(); e[0x0112]=6; im.save('$W/r.jpg',exif=e)
+print('read as', '%dx%d' % load_rgb('$W/r.jpg').size, '(upright: 20x40)')"
+cp -r $CO/notebooks $W/nb; sed -i '0,/console.setup_logging()/s//console.setup_logging(/' $W/nb/02_mid_cnn.py
+t "16 pair-from-py, .py with a syntax error" $PY -m simpsons_lib.pipeline.pairing update --folder $W/nb
+t "17 900-point grid (20 s limit)" timeout 20 $PY -m simpsons_lib.pipeline sweep --profile smoke --run simple_cnn \
+  --grid "lr=$(seq -s, 1 30 | sed 's/\([0-9]*\)/\1e-4/g') epochs=$(seq -s, 1 30)"
+mkdir -p $W/hide; echo "import sys; sys.modules['tensorboard'] = None" > $W/hide/sitecustomize.py; touch $W/stamp
+PYTHONPATH=$W/hide:$CO t "18 tracking-ui without TensorBoard" make --no-print-directory -C $CO tracking-ui PY=$PY STAMP=$W/stamp
+# kill -9 of the top make during a sweep: seconds until the lock is free (60 s at most)
+rm -f $W/outputs/smoke/models/simple_cnn/last.pt
+printf 'outer:\n\t$(MAKE) -f %s inner\ninner:\n\t%s -m simpsons_lib.pipeline sweep --profile smoke --run simple_cnn --grid epochs=3,4\n' \
+  $W/Makefile $PY > $W/Makefile
+env -u MAKEFLAGS -u MAKELEVEL setsid make -s -f $W/Makefile outer >/dev/null 2>&1 & top=$!
+for i in $(seq 600); do ls $W/outputs/smoke/notebooks/*.running.ipynb >/dev/null 2>&1 && break; sleep 0.2; done
+kill -9 $top; s=$(date +%s.%N)
+free() { $PY -c "import fcntl,sys; f=open('$W/outputs/smoke/.lock','a+'); fcntl.flock(f,fcntl.LOCK_EX|fcntl.LOCK_NB)" 2>/dev/null; }
+for i in $(seq 300); do free && break; sleep 0.2; done
+free && state="lock free" || state="lock still held by: $(cat $W/outputs/smoke/.lock)"
+printf '5 kill -9 of the top make during make sweep | %.1f s | %s\n' $(echo "$(date +%s.%N) - $s" | bc) "$state"
+kill -9 -- -$top 2>/dev/null  # what is left of that make's session (older code: the sweep; its kernel follows)
+rm -rf "$W"

@@ -203,7 +203,7 @@ def test_the_plan_checks_every_run_naming_parameter(profile, file, text, message
     ("weight_decay", 10**400, "parameter 'weight_decay': must be <= 10"),
     ("mixup_alpha", 1e300, "parameter 'mixup_alpha': must be <= 100"),
     ("gallery_size", 10**7, "parameter 'gallery_size': must be <= 500"),
-])
+], ids=lambda v: v if isinstance(v, str) and " " not in v else "")
 def test_every_number_has_the_bound_its_user_takes(train_params, key, value, message):
     with pytest.raises(ParameterError, match=message.replace("(", r"\(")):
         train_params(**{key: value})
