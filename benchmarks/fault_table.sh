@@ -99,11 +99,11 @@ t "15 JPEG with EXIF Orientation 6 (40x20)" $PY -c "
 import numpy as np; from PIL import Image; from simpsons_lib.data.layout import load_rgb
 im=Image.fromarray(np.zeros((20,40,3),np.uint8)); e=im.getexif(); e[0x0112]=6; im.save('$W/r.jpg',exif=e)
 print('read as', '%dx%d' % load_rgb('$W/r.jpg').size, '(upright: 20x40)')"
-cp -r $CO/notebooks $W/nb; sed -i '0,/console.setup_logging()/s//console.setup_logging(/' $W/nb/02_mid_cnn.py
-t "16 pair-from-py, .py with a syntax error" $PY -m simpsons_lib.pipeline.pairing update --folder $W/nb
+touch $W/stamp; cp -r $CO/notebooks $W/nb; sed -i '0,/console.setup_logging()/s//console.setup_logging(/' $W/nb/02_mid_cnn.py
+t "16 pair-from-py, .py with a syntax error" make --no-print-directory -C $CO pair-from-py NOTEBOOKS=$W/nb PY=$PY STAMP=$W/stamp
 t "17 900-point grid (20 s limit)" timeout 20 $PY -m simpsons_lib.pipeline sweep --profile smoke --run simple_cnn \
   --grid "lr=$(seq -s, 1 30 | sed 's/\([0-9]*\)/\1e-4/g') epochs=$(seq -s, 1 30)"
-mkdir -p $W/hide; echo "import sys; sys.modules['tensorboard'] = None" > $W/hide/sitecustomize.py; touch $W/stamp
+mkdir -p $W/hide; echo "import sys; sys.modules['tensorboard'] = None" > $W/hide/sitecustomize.py
 PYTHONPATH=$W/hide:$CO t "18 tracking-ui without TensorBoard" make --no-print-directory -C $CO tracking-ui PY=$PY STAMP=$W/stamp
 # kill -9 of the top make during a sweep: seconds until the lock is free (60 s at most)
 rm -f $W/outputs/smoke/models/simple_cnn/last.pt

@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,7 +22,7 @@ from PIL import Image
 from simpsons_lib.config import params, paths
 from simpsons_lib.config.params import ParameterError
 from simpsons_lib.data import cache, layout
-from simpsons_lib.pipeline import commands, pairing, sweep
+from simpsons_lib.pipeline import commands, sweep
 from simpsons_lib.pipeline import runner as pipeline
 
 REPO = Path(__file__).resolve().parent.parent
@@ -294,25 +293,6 @@ def test_a_photo_stored_sideways_is_read_upright(tmp_path):
 
 
 # --- small tools: one line each ---------------------------------------------------------------------------------
-
-def test_pair_from_py_refuses_a_py_with_a_syntax_error_and_changes_no_notebook(tmp_path):
-    folder = tmp_path / "notebooks"
-    shutil.copytree(REPO / "notebooks", folder)
-    script = folder / "02_mid_cnn.py"
-    script.write_text(script.read_text().replace("console.setup_logging()", "console.setup_logging(", 1))
-    other = folder / "01_simple_cnn.py"  # a valid edit with IPython's magics and a shell escape
-    other.write_text(other.read_text().replace("console.setup_logging()",
-                                               "console.setup_logging()\n%time x = 1\n!echo hi", 1))
-    before = {p.name: p.read_bytes() for p in folder.glob("*.ipynb")}
-    result = subprocess.run([sys.executable, "-m", "simpsons_lib.pipeline.pairing", "update", "--folder", str(folder)],
-                            capture_output=True, text=True)
-    line = error_line(result)
-    assert line.startswith(f"error: {script}: code cell ") and "no notebook was changed" in line, line
-    assert {p.name: p.read_bytes() for p in folder.glob("*.ipynb")} == before
-    script.write_text(script.read_text().replace("console.setup_logging(", "console.setup_logging()", 1))
-    assert pairing.update(folder) == [folder / "01_simple_cnn.ipynb"]
-    assert "%time x = 1" in nbformat.read(folder / "01_simple_cnn.ipynb", as_version=4).cells[2].source
-
 
 def test_a_900_point_grid_is_refused_saying_how_to_raise_the_cap(profile, capsys, monkeypatch):
     grid = "lr=" + ",".join(f"{i}e-4" for i in range(1, 31)) + " epochs=" + ",".join(map(str, range(1, 31)))

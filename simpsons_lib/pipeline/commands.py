@@ -12,9 +12,7 @@ import argparse
 import os
 
 from ..config import params, paths
-from ..config.files import describe_os_error
 from ..config.params import ParameterError
-from ..data.layout import DatasetNotFoundError
 from ..reporting import compare
 from . import runner
 
@@ -30,8 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument("--file", help="a sweep file: params/<profile>/sweeps/<FILE>.yaml")
     sweep.add_argument("--name", help="the roll-up's name (default: the sweep file's, else the run's)")
     sweep.add_argument("--max-points", type=int, default=None,
-                       help="the most points a sweep may start (default: the sweep file's max_points, else the "
-                            "environment's MAX_POINTS, which `make sweep MAX_POINTS=N` sets, else 64)")
+                       help="the most points a sweep may start (default: the environment's MAX_POINTS, which "
+                            "`make sweep MAX_POINTS=N` sets, else the sweep file's max_points, else 64)")
     status = sub.add_parser("status", help="each run: current, will re-run (and why), or failed")
     status.add_argument("--profile", required=True)
     cmp = sub.add_parser("compare", help="the parameter diff and the metric deltas of two runs")
@@ -39,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     cmp.add_argument("run_b")
     cmp.add_argument("--profile", required=True)
     args = parser.parse_args(argv)
-    try:
+    with runner.one_line_errors(args.cmd):
         if args.cmd == "sweep":
             from . import sweep as sweeps
 
@@ -63,9 +61,3 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(statuses.main(args.profile))
         params.check_profile_name(args.profile)
         print(compare.compare(paths.StudyPaths(args.profile), args.run_a, args.run_b))
-    except (ParameterError, DatasetNotFoundError, FileNotFoundError, FileExistsError, runner.PipelineError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    except OSError as exc:
-        raise SystemExit(f"error: {describe_os_error(exc)}") from None
-    except KeyboardInterrupt:
-        raise SystemExit(f"error: {args.cmd} interrupted") from None
