@@ -264,35 +264,36 @@ def data_fingerprint(folders: Iterable[Path | None]) -> dict:
     n = 0
     for folder in filter(None, folders):
         files = [p for p in sorted(Path(folder).rglob("*")) if p.is_file()]
-        for p, digest in zip(files, content_hashes(Path(folder), files)):
-            h.update(f"{p.relative_to(folder)}|{p.stat().st_size}|{digest}\n".encode())
+        for name, size, digest in content_hashes(Path(folder), files):
+            h.update(f"{name}|{size}|{digest}\n".encode())
             n += 1
     return {"files": n, "sha1": h.hexdigest()}
 
 
-def content_hashes(folder: Path, files: Sequence[Path]) -> list[str]:
-    """The SHA-1 of each file's bytes, read again only for a file whose size, times or inode changed since
-    it was remembered (``outputs/cache/content_hashes/<folder digest>.json``; not remembered where the
+def content_hashes(folder: Path, files: Sequence[Path]) -> list[tuple[str, int, str]]:
+    """The name (in ``folder``), size and SHA-1 of each of ``files`` (in ``folder``), the bytes read again only
+    for a file whose size, times or inode changed since it was remembered (``outputs/cache/content_hashes/<folder digest>.json``; not remembered where the
     outputs folder cannot be written)."""
     record = paths.cache_dir() / "content_hashes" / f"{hashlib.sha1(str(folder.resolve()).encode()).hexdigest()[:16]}.json"
     try:
         known = read_json(record)
     except (OSError, ValueError):
         known = {}
-    fresh, out = {}, []
+    fresh, out, prefix = {}, [], os.path.join(str(folder), "")
     for p in files:
-        st = p.stat()
-        name, stamp = str(p.relative_to(folder)), [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        st, text = p.stat(), str(p)
+        name = text[len(prefix):] if text.startswith(prefix) else str(p.relative_to(folder))  # slicing: 20x faster
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
         entry = known.get(name) if isinstance(known, dict) else None
         if not (isinstance(entry, list) and entry[:4] == stamp and len(entry) == 5):
             try:
                 with open(p, "rb") as f:
                     entry = [*stamp, hashlib.file_digest(f, "sha1").hexdigest()]
             except OSError as exc:  # unreadable: the image check names it; its state is part of the fingerprint
-                out.append(f"unreadable {exc.errno}")
+                out.append((name, st.st_size, f"unreadable {exc.errno}"))
                 continue
         fresh[name] = entry
-        out.append(entry[4])
+        out.append((name, st.st_size, entry[4]))
     if fresh != known:
         with contextlib.suppress(OSError):
             write_text(record, json.dumps(fresh, separators=(",", ":")) + "\n")
