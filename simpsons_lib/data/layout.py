@@ -436,8 +436,10 @@ def split_train_val(
     its rounding can leave a small class (one validation image or fewer on average,
     ``count * val_fraction <= 1``) without any validation image, and such a class then gets one, drawn
     with the same seed, from its training images. Likewise a class left without a training image (a
-    large ``val_fraction``) gets one back, so both sides hold every such class. A class with a single
-    image stays whole in train, with a warning: it cannot be validated.
+    large ``val_fraction``) gets one back, so both sides hold every such class. Where the share holds fewer
+    images than there are classes (300 classes of 3 images at 0.25, or 0.05 on 42 classes), which
+    scikit-learn refuses, it is raised to one image per class (and lowered where train would hold fewer).
+    A class with a single image stays whole in train, with a warning: it cannot be validated.
 
     With ``groups`` (a group number per row of ``index``, e.g. ``near_duplicates.group_ids``), the split
     is grouped instead (``split_grouped``): every group lies on one side.
