@@ -1,7 +1,7 @@
 """More bad inputs and faults a new user meets: values the plan accepted that could not train, results that
 went stale silently, a sweep that outlived its make, and small tools that failed with a traceback. Each
-gives one clear line, or now works; none needs a full study (the failure of a run inside a cell is tried
-on a stand-in notebook of one cell)."""
+gives one clear line, or now works; none needs a full study (a failure inside a cell is raised as papermill
+raises it, and the sweep's point runs a real kernel on a notebook of one cell)."""
 
 from __future__ import annotations
 
