@@ -100,21 +100,27 @@ import numpy as np; from PIL import Image; from simpsons_lib.data.layout import 
 im=Image.fromarray(np.zeros((20,40,3),np.uint8)); e=im.getexif(); e[0x0112]=6; im.save('$W/r.jpg',exif=e)
 print('read as', '%dx%d' % load_rgb('$W/r.jpg').size, '(upright: 20x40)')"
 touch $W/stamp; cp -r $CO/notebooks $W/nb; sed -i '0,/console.setup_logging()/s//console.setup_logging(/' $W/nb/02_mid_cnn.py
-t "16 pair-from-py, .py with a syntax error" make --no-print-directory -C $CO pair-from-py NOTEBOOKS=$W/nb PY=$PY STAMP=$W/stamp
+nomake() { "$@" 2>&1 | grep -v '^make: \*\*\*'; return ${PIPESTATUS[0]}; }  # the command's own last line, not make's
+t "16 pair-from-py, .py with a syntax error" nomake make --no-print-directory -C $CO pair-from-py NOTEBOOKS=$W/nb PY=$PY STAMP=$W/stamp
 t "17 900-point grid (20 s limit)" timeout 20 $PY -m simpsons_lib.pipeline sweep --profile smoke --run simple_cnn \
   --grid "lr=$(seq -s, 1 30 | sed 's/\([0-9]*\)/\1e-4/g') epochs=$(seq -s, 1 30)"
 mkdir -p $W/hide; echo "import sys; sys.modules['tensorboard'] = None" > $W/hide/sitecustomize.py
-PYTHONPATH=$W/hide:$CO t "18 tracking-ui without TensorBoard" make --no-print-directory -C $CO tracking-ui PY=$PY STAMP=$W/stamp
+PYTHONPATH=$W/hide:$CO t "18 tracking-ui without TensorBoard" nomake make --no-print-directory -C $CO tracking-ui PY=$PY STAMP=$W/stamp
 # kill -9 of the top make during a sweep: seconds until the lock is free (60 s at most)
 rm -f $W/outputs/smoke/models/simple_cnn/last.pt
 printf 'outer:\n\t$(MAKE) -f %s inner\ninner:\n\t%s -m simpsons_lib.pipeline sweep --profile smoke --run simple_cnn --grid epochs=3,4\n' \
   $W/Makefile $PY > $W/Makefile
-env -u MAKEFLAGS -u MAKELEVEL setsid make -s -f $W/Makefile outer >/dev/null 2>&1 & top=$!
-for i in $(seq 600); do ls $W/outputs/smoke/notebooks/*.running.ipynb >/dev/null 2>&1 && break; sleep 0.2; done
-kill -9 $top; s=$(date +%s.%N)
+rm -f $W/outputs/smoke/notebooks/*.running.ipynb  # an older sweep killed above (17) may have left one
 free() { $PY -c "import fcntl,sys; f=open('$W/outputs/smoke/.lock','a+'); fcntl.flock(f,fcntl.LOCK_EX|fcntl.LOCK_NB)" 2>/dev/null; }
-for i in $(seq 300); do free && break; sleep 0.2; done
+running() { ls $W/outputs/smoke/notebooks/*.running.ipynb >/dev/null 2>&1 && ! free; }
+env -u MAKEFLAGS -u MAKELEVEL setsid make -s -f $W/Makefile outer >/dev/null 2>&1 & top=$!
+for i in $(seq 300); do running && break; sleep 0.5; done
+started=$(running && echo "a point running, the lock held" || echo "no point running")
+kill -9 $top; wait $top 2>/dev/null; s=$(date +%s.%N)
+for i in $(seq 60); do free && break; sleep 1; done
 free && state="lock free" || state="lock still held by: $(cat $W/outputs/smoke/.lock)"
-printf '5 kill -9 of the top make during make sweep | %.1f s | %s\n' $(echo "$(date +%s.%N) - $s" | bc) "$state"
+sleep 3
+printf '5 kill -9 of the top make during make sweep (%s) | %.1f s | %s, %s process(es) of its make left\n' "$started" \
+  $(echo "$(date +%s.%N) - $s" | bc) "$state" $(pgrep -g $top | wc -l)
 kill -9 -- -$top 2>/dev/null  # what is left of that make's session (older code: the sweep; its kernel follows)
 rm -rf "$W"
