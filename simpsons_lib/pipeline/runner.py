@@ -206,6 +206,10 @@ def plan(profile: str) -> dict[str, dict]:
             layouts[root] = layout = find_study_layout(p)
             data[root] = {"root": str(layout.root), "demo": layout.is_demo,
                           **data_fingerprint([layout.train_dir, layout.test_dir])}
+            mounted = "" if layout.root.is_relative_to(paths.data_dir()) else " (not under the data folder)"
+            if root == paths.mounted_kaggle_data():
+                mounted = f" (where Kaggle mounts the competition, under {paths.kaggle_input_dir()})"
+            print(f"plan: data: {layout.root}{mounted}", flush=True)
     keys, texts = {}, {}
     for run, p in resolved.items():
         d = data[resolve_data_dir(p)]
