@@ -65,7 +65,7 @@ where = platform.detect()
 platform.install(repo, stamp=repo / ".system-python-setup-complete")
 
 # %%
-platform.find_data(where, KAGGLE_INPUT)
+data = platform.find_data(where, KAGGLE_INPUT)
 
 # %% [markdown]
 # The whole study, as `make all` runs it (a few hours on a T4 for the `full` profile; see `docs/platforms.md`):
@@ -74,4 +74,4 @@ platform.find_data(where, KAGGLE_INPUT)
 platform.run_study(repo, PROFILE)
 
 # %%
-platform.show_results(repo, PROFILE, work)
+submission = platform.show_results(repo, PROFILE, work)

@@ -240,7 +240,6 @@ def main(argv: list[str] | None = None) -> None:
                              "Notebooks mount it): run `make data` first (or `make demo` for the drawn demo data)")
         print(f"Kaggle data: {found}")
         return
-.parse_args(argv)
     if args.check_credentials:
         if not (Path(args.out) / f"{COMPETITION}.zip").exists() and not has_token():
             raise SystemExit(NO_TOKEN.format(out=args.out))
