@@ -13,7 +13,9 @@ VENV        := .venv
 # - otherwise .venv, made here.
 SYSTEM_PYTHON := $(filter-out 0,$(or $(USE_SYSTEM_PYTHON),$(if $(or $(KAGGLE_KERNEL_RUN_TYPE),$(COLAB_RELEASE_TAG)),1)))
 ifneq ($(SYSTEM_PYTHON),)
-PY          ?= $(shell $(PYTHON_BASE) -c 'import sys; print(sys.executable)')
+ifeq ($(origin PY),undefined)
+PY          := $(shell $(PYTHON_BASE) -c 'import sys; print(sys.executable)')
+endif
 STAMP       ?= .system-python-setup-complete
 else ifneq ($(and $(CONDA_PREFIX),$(filter-out base,$(CONDA_DEFAULT_ENV))),)
 PY          ?= $(CONDA_PREFIX)/bin/python
