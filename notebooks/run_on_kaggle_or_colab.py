@@ -68,7 +68,8 @@ platform.install(repo, stamp=repo / ".system-python-setup-complete")
 data = platform.find_data(where, KAGGLE_INPUT)
 
 # %% [markdown]
-# The whole study, as `make all` runs it (a few hours on a T4 for the `full` profile; see `docs/platforms.md`):
+# The whole study, as `make all` runs it (for the `full` profile on a T4, about an hour by an estimate, not measured:
+# `docs/platforms.md` says how it was made):
 
 # %%
 platform.run_study(repo, PROFILE)

@@ -251,3 +251,26 @@ def test_the_launcher_runs_the_study_from_a_clone_on_the_mounted_data(tiny_demo,
     import torch
 
     assert installed.stdout.split()[1] == torch.__version__  # its torch kept
+
+
+def test_the_launcher_is_committed_clean_and_names_the_repository_where_the_readme_does():
+    import ast
+    import re
+
+    import nbformat
+    import papermill
+
+    nb = nbformat.read(REPO / LAUNCHER, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code)
+    assert "parameters" in code[0].metadata.get("tags", []) and nb.metadata.kernelspec.name == "python3"
+    values = {n.target.id: ast.literal_eval(n.value) for n in ast.parse(code[0].source).body}
+    assert set(papermill.inspect_notebook(str(REPO / LAUNCHER))) == set(values)
+    assert values["PROFILE"] == "full" and values["KAGGLE_INPUT"] == "/kaggle/input"
+    address = re.fullmatch(r"https://github\.com/([\w.-]+/[\w.-]+)", values["REPO_URL"]).group(1)
+    readme = (REPO / "README.md").read_text()
+    badges = re.findall(r"\]\((https://(?:kaggle\.com/kernels/welcome\?src=https://github\.com/|"
+                        r"colab\.research\.google\.com/github/)[^)]+)\)", readme[:1000])
+    assert len(badges) == 2 and all(f"/{address}/blob/main/{LAUNCHER}" in b for b in badges)
+    assert not (set(re.findall(r"github\.com/([\w.-]+/[\w.-]+)", readme)) - {address})  # one address
