@@ -79,7 +79,7 @@ def test_the_plan_says_where_it_found_the_mounted_data_and_writes_nothing_there(
     (profile / "eda.yaml").write_text("notebook: 00_eda\nimage_stats_sample: 20\n")
     monkeypatch.setenv("SIMPSONS_PARAMS_DIR", str(tmp_path / "params"))
     before = listing(tmp_path / "input")
-    out = subprocess.run([sys.executable, "-c", "from simpsons_lib.pipeline import runner; runner.plan('mounted')"],
+    out = subprocess.run([sys.executable, "-c", "from simpsons_lib.pipeline import runner; runner.plan('mounted', announce=True)"],
                          cwd=REPO, env=os.environ, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert f"plan: data: {data} (where Kaggle mounts the competition, under {tmp_path / 'input'})" in out.stdout
