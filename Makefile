@@ -5,8 +5,19 @@ SHELL := /bin/bash
 
 PYTHON_BASE ?= python3
 VENV        := .venv
-# An active conda environment (other than base) is used as it is; otherwise .venv is made and used.
-ifneq ($(and $(CONDA_PREFIX),$(filter-out base,$(CONDA_DEFAULT_ENV))),)
+# Which Python runs the study (docs/platforms.md), first match wins:
+# - PY=/path/to/python (and STAMP=file, made once that Python has the library) given on the command line;
+# - the platform's Python on Kaggle Notebooks and Colab (KAGGLE_KERNEL_RUN_TYPE or COLAB_RELEASE_TAG set), or
+#   anywhere with USE_SYSTEM_PYTHON=1: $(PYTHON_BASE) as it is, its torch and torchvision kept, never replaced;
+# - an active conda environment (other than base), as it is;
+# - otherwise .venv, made here.
+SYSTEM_PYTHON := $(filter-out 0,$(or $(USE_SYSTEM_PYTHON),$(if $(or $(KAGGLE_KERNEL_RUN_TYPE),$(COLAB_RELEASE_TAG)),1)))
+ifneq ($(SYSTEM_PYTHON),)
+ifeq ($(origin PY),undefined)
+PY          := $(shell $(PYTHON_BASE) -c 'import sys; print(sys.executable)')
+endif
+STAMP       ?= .system-python-setup-complete
+else ifneq ($(and $(CONDA_PREFIX),$(filter-out base,$(CONDA_DEFAULT_ENV))),)
 PY          ?= $(CONDA_PREFIX)/bin/python
 STAMP       ?= $(CONDA_PREFIX)/.simpsons-setup-complete
 else
@@ -34,19 +45,27 @@ help: ## List the targets
 	@if [ -t 1 ]; then on=$$'\033[36m' off=$$'\033[0m'; else on= off=; fi; \
 	grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -v on="$$on" -v off="$$off" 'BEGIN {FS = ":.*?## "}; {printf "  %s%-10s%s %s\n", on, $$1, off, $$2}'
 
-setup: $(STAMP) ## Create .venv (plain venv + pip) with the library, Jupyter and the project kernel
+setup: $(STAMP) ## Create .venv (plain venv + pip) with the library and Jupyter; on Kaggle/Colab: the platform's Python
 
 $(STAMP): pyproject.toml
+ifneq ($(SYSTEM_PYTHON),)
+	$(PY) -m simpsons_lib.pipeline.platform install --extras dev --stamp $@
+else
 	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev]'
 	$(PY) -m ipykernel install --sys-prefix --name simpsons-study --display-name "Python (simpsons-study)" >/dev/null
 	touch $@
+endif
 
 # The tests also cover opt-in tracking: they install the tracking extra (TensorBoard), which setup leaves out.
 TRACKING_STAMP ?= $(dir $(STAMP)).tracking-installed
 $(TRACKING_STAMP): $(STAMP)
+ifneq ($(SYSTEM_PYTHON),)
+	$(PY) -m simpsons_lib.pipeline.platform install --extras dev,tracking --stamp $@
+else
 	$(PY) -m pip install --disable-pip-version-check -q -e '.[dev,tracking]'
 	touch $@
+endif
 
 test: $(STAMP) $(TRACKING_STAMP) ## Run the test suite
 	$(PY) -m pytest
@@ -72,8 +91,8 @@ demo: ## Set up and run the whole study on the demo data (CPU is enough): output
 	$(PIPELINE) demo-data --profile demo --if-needed
 	$(MAKE) --no-print-directory pipeline PROFILE=demo
 
-all: ## Run the whole study on the Kaggle data (profile full; a GPU is advised)
-	@test -d $(DATA)/kaggle || grep -qs '^data_dir:' $(PARAMS_ROOT)/full/_common.yaml || { echo "error: no Kaggle data in $(DATA)/kaggle: run \`make data\` first (or \`make demo\` for the drawn demo data)" >&2; exit 2; }
+all: ## Run the whole study on the Kaggle data (data/kaggle, or mounted in a Kaggle Notebook; profile full)
+	@grep -qs '^data_dir:' $(PARAMS_ROOT)/full/_common.yaml || $(PYTHON_BASE) -m simpsons_lib.pipeline.kaggle --check-data
 	$(MAKE) --no-print-directory pipeline PROFILE=full
 
 pipeline: $(STAMP) ## Run the notebooks of PROFILE (full, demo, smoke, or your own) and render the reports

@@ -68,10 +68,28 @@ def smoke(tmp_path_factory):
     def make(*args, profile="smoke"):
         return subprocess.run(make_command(repo, *args, profile=profile), env=env, capture_output=True, text=True)
 
-    result = make("demo-data", "pipeline")
+    result = make("demo-data")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    (root / "data_before.json").write_text(json.dumps(data_listing(root / "data")))
+    result = make("pipeline")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (root / "make_pipeline.log").write_text(result.stdout + result.stderr)
+    (root / "data_after.json").write_text(json.dumps(data_listing(root / "data")))
     return root, repo, root / "outputs" / "smoke", make, env
+
+
+def data_listing(folder: Path) -> dict[str, list]:
+    """Every path under the data folder (folders too) with its size, modification time and mode: as root, permission
+    bits stop no write, so a file the study wrote, touched, replaced or removed there shows here instead."""
+    return {str(p.relative_to(folder)): [p.lstat().st_size if p.is_file() else 0, p.lstat().st_mtime_ns,
+                                         p.lstat().st_mode] for p in [folder, *sorted(folder.rglob("*"))]}
+
+
+def test_the_study_writes_nothing_under_the_data_folder(smoke):
+    root = smoke[0]
+    before, after = (json.loads((root / name).read_text()) for name in ("data_before.json", "data_after.json"))
+    assert len(before) > 400 and any(name.endswith("DEMO_DATA.txt") for name in before)
+    assert after == before
 
 
 def runs_in(dry_run_output: str) -> list[str]:

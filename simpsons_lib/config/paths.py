@@ -1,7 +1,9 @@
 """The one place that knows where things live.
 
 ``SIMPSONS_DATA_DIR``, ``SIMPSONS_OUTPUTS_DIR`` and ``SIMPSONS_PARAMS_DIR`` override the defaults
-(``data/``, ``outputs/`` and ``params/`` under the project root). ``StudyPaths(profile)`` answers every
+(``data/``, ``outputs/`` and ``params/`` under the project root). Without ``data/kaggle``, the Kaggle data
+is looked for where Kaggle Notebooks mount the competition (``SIMPSONS_KAGGLE_INPUT``, default
+``/kaggle/input``). ``StudyPaths(profile)`` answers every
 path of a profile's outputs, and ``StudyPaths.run(name)`` every path of one of its runs.
 """
 
@@ -32,6 +34,35 @@ def params_dir() -> Path:
 
 def kaggle_data_dir() -> Path:
     return data_dir() / "kaggle"
+
+
+KAGGLE_COMPETITION = "journey-springfield"
+
+
+def kaggle_input_dir() -> Path:
+    """Where Kaggle Notebooks mount their inputs, read-only (``SIMPSONS_KAGGLE_INPUT`` overrides it)."""
+    return Path(os.environ.get("SIMPSONS_KAGGLE_INPUT", "/kaggle/input"))
+
+
+def mounted_kaggle_data(input_dir: str | os.PathLike | None = None) -> Path | None:
+    """The competition's folder as Kaggle Notebooks mount it, or None: ``<input>/journey-springfield``
+    (older sessions), ``<input>/competitions/journey-springfield`` (newer ones), else any
+    ``<input>/*/journey-springfield``."""
+    root = Path(input_dir) if input_dir is not None else kaggle_input_dir()
+    try:
+        found = [root / KAGGLE_COMPETITION, root / "competitions" / KAGGLE_COMPETITION,
+                 *sorted(root.glob(f"*/{KAGGLE_COMPETITION}"))]
+        return next((p for p in found if p.is_dir()), None)
+    except OSError:  # an unreadable input folder: nothing mounted that the study can read
+        return None
+
+
+def kaggle_data_source() -> Path:
+    """The Kaggle data the study reads: ``data/kaggle`` when it exists (``make data``), else the
+    competition where Kaggle mounts it (``mounted_kaggle_data``), else ``data/kaggle`` (whose absence
+    the layout reports, saying how to get the data)."""
+    local = kaggle_data_dir()
+    return local if local.exists() else (mounted_kaggle_data() or local)
 
 
 def demo_data_dir() -> Path:

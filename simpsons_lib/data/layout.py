@@ -46,7 +46,8 @@ BOXES_FILE = "character_boxes.csv"  # beside the drawn demo data, outside the im
 COPIES_FILE = "frame_copies.csv"  # beside the drawn demo data: which image is a near-copy of which (path, copy_of)
 
 HOW_TO_GET_DATA = (
-    "Get the Kaggle data with `make data` (needs your Kaggle credentials; see README), or generate the "
+    "Get the Kaggle data with `make data` (needs your Kaggle credentials; see README); in a Kaggle Notebook, "
+    "add the competition's data (it is found under /kaggle/input, or $SIMPSONS_KAGGLE_INPUT); or generate the "
     "drawn demo data with `make demo-data`. A dataset of your own in the Kaggle layout: set data_dir "
     "(and, if needed, train_dir / test_dir) in your profile's _common.yaml."
 )
@@ -161,11 +162,12 @@ def find_sample_submission(root: Path, *folders: Path | None) -> Path | None:
 
 
 def resolve_data_dir(p) -> Path:
-    """The run's data folder: ``data_dir`` (relative to the project), or data/demo or data/kaggle."""
+    """The run's data folder: ``data_dir`` (relative to the project), or data/demo, or data/kaggle (else
+    the competition where Kaggle Notebooks mount it, ``paths.kaggle_data_source``)."""
     if p.get("data_dir"):
         d = Path(p["data_dir"]).expanduser()
         return d if d.is_absolute() else paths.PROJECT_ROOT / d
-    return paths.demo_data_dir() if p["dataset"] == "demo" else paths.kaggle_data_dir()
+    return paths.demo_data_dir() if p["dataset"] == "demo" else paths.kaggle_data_source()
 
 
 def find_study_layout(p) -> DatasetLayout:

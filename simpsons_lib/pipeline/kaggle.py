@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # The data module (numpy, pandas, PIL) is imported where a layout is found: `make data` checks the
 # credentials with the system's Python, before the environment (and its torch) is installed.
 
-COMPETITION = "journey-springfield"
+COMPETITION = paths.KAGGLE_COMPETITION
 
 CREDENTIAL_STEPS = """  1. Sign in at kaggle.com, open https://www.kaggle.com/c/journey-springfield and accept its rules.
   2. Give the kaggle CLI your credentials, one of:
@@ -165,11 +165,11 @@ def check_submittable(submission_csv: str | os.PathLike, record_json: str | os.P
         from ..data.layout import DatasetNotFoundError, find_layout
 
         try:
-            sample_submission = find_layout(paths.kaggle_data_dir()).sample_submission
+            sample_submission = find_layout(paths.kaggle_data_source()).sample_submission
         except DatasetNotFoundError as exc:
             raise SystemExit(f"Cannot check {submission_csv}: {exc}") from None
         if sample_submission is None:
-            raise SystemExit(f"Cannot check {submission_csv}: no sample_submission.csv in {paths.kaggle_data_dir()}")
+            raise SystemExit(f"Cannot check {submission_csv}: no sample_submission.csv in {paths.kaggle_data_source()}")
     classes = read_json(run_metrics)["classes"]
     try:
         frame = pd.read_csv(submission_csv, dtype=str)
@@ -230,7 +230,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--zip", help="unpack this zip instead of downloading")
     parser.add_argument("--check-credentials", action="store_true",
                         help="only check that the kaggle CLI will find credentials (or the zip is there)")
+    parser.add_argument("--check-data", action="store_true",
+                        help="only check that the Kaggle data is there (data/kaggle, or mounted under /kaggle/input)")
     args = parser.parse_args(argv)
+    if args.check_data:
+        found = paths.kaggle_data_source()
+        if not found.exists():
+            raise SystemExit(f"error: no Kaggle data in {found} (nor under {paths.kaggle_input_dir()}, where Kaggle "
+                             "Notebooks mount it): run `make data` first (or `make demo` for the drawn demo data)")
+        print(f"Kaggle data: {found}")
+        return
     if args.check_credentials:
         if not (Path(args.out) / f"{COMPETITION}.zip").exists() and not has_token():
             raise SystemExit(NO_TOKEN.format(out=args.out))

@@ -97,7 +97,7 @@ def locked(profile: str, command: list[str], plan_first: bool = False) -> int:
     params.profile_runs(profile)  # the profile's name is checked before any file is written
     with profile_lock(paths.StudyPaths(profile)):
         if plan_first:
-            keys = plan(profile)
+            keys = plan(profile, announce=True)
             print(f"plan: {len(keys)} runs of profile {profile} checked", flush=True)
         parent = os.getppid()
         child = subprocess.Popen(command, process_group=0)
@@ -211,9 +211,10 @@ def _wait_for_group(pgid: int, timeout: float = 60.0) -> None:
 
 # --- plan (preflight) -------------------------------------------------------------------------------
 
-def plan(profile: str) -> dict[str, dict]:
+def plan(profile: str, announce: bool = False) -> dict[str, dict]:
     """Validate every run of ``profile``, find its data, and write ``.plan/<run>.key`` (only when changed)
-    and ``.plan/plan.mk`` (the run list and dependencies). Returns each run's keys."""
+    and ``.plan/plan.mk`` (the run list and dependencies). Returns each run's keys. With ``announce``, prints
+    where it found the data (``plan: data: <folder>``: the pipeline's plan, not each sweep point's)."""
     study = paths.StudyPaths(profile)
     runs = params.profile_runs(profile)
     resolved = {run: params.resolve(profile, run) for run in runs}
@@ -226,6 +227,12 @@ def plan(profile: str) -> dict[str, dict]:
         if p.kind == "report":
             params.check_split_runs(p, resolved, f"{paths.params_dir() / profile / (run + '.yaml')}: ")
     layouts, keys = record.study_keys(resolved)
+    if announce:
+        for root, layout in layouts.items():
+            mounted = ""
+            if root == paths.mounted_kaggle_data():
+                mounted = f" (where Kaggle mounts the competition, under {paths.kaggle_input_dir()})"
+            print(f"plan: data: {layout.root}{mounted}", flush=True)
     texts = {run: json.dumps(k, indent=1) + "\n" for run, k in keys.items()}
     recorded = {run: _recorded_keys(study.run(run)) for run in runs}
     damaged = {}
@@ -519,7 +526,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     with one_line_errors(args.cmd):
         if args.cmd == "plan":
-            keys = plan(args.profile)
+            keys = plan(args.profile, announce=True)
             print(f"plan: {len(keys)} runs of profile {args.profile} checked", flush=True)
         elif args.cmd == "run":
             run_notebook(args.profile, args.run)
