@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -75,21 +76,23 @@ def run_state(study: paths.StudyPaths, run: str, manifest: dict | None) -> str:
     return NOT_RUN
 
 
-def _test_scores(study: paths.StudyPaths) -> dict[str, str]:
-    """Each run's test micro-F1 from the report's evolution table (scored on the test answers), or the
-    table's word for why there is none; empty before the report ran."""
+def _test_scores(study: paths.StudyPaths) -> tuple[dict[str, str], str | None]:
+    """Each run's test micro-F1 from the report's evolution table (scored on the test answers), and the
+    table's word for why a run has none (``no test labels ...``), said once under the table rather than
+    in every row; empty before the report ran."""
     if not study.evolution_csv.is_file():
-        return {}
+        return {}, None
     with open(study.evolution_csv, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    out = {}
+    out, why = {}, None
     for row in rows:
         value = row.get("test_micro_f1")
         try:
             out[row["run"]] = f"{float(value):.4f}"
         except (TypeError, ValueError):
-            out[row["run"]] = value or "–"
-    return out
+            out[row["run"]] = "–"
+            why = why or value or None
+    return out, why
 
 
 def _link(study: paths.StudyPaths, path: Path, label: str) -> dict | None:
@@ -147,7 +150,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
              if study.manifests.is_dir() else {})
     runs = list(dict.fromkeys(order or []))
     runs += sorted((r for r in found if r not in runs), key=lambda r: found[r].get("started", ""))
-    tested = _test_scores(study)
+    tested, untested = _test_scores(study)
     info = {}
     for run in runs:
         manifest = found.get(run)
@@ -163,6 +166,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
         return state in SHOWN
 
     steps, weights_used, errs, previous = {"data": [], "recipe": [], "beyond": [], "report": []}, {}, [], None
+    other_split = False  # a run on another split than the step before: no gain, said once under the table
     for run, i in info.items():
         p, state, kind = i["p"], i["state"], i["kind"]
         upstream = [u for u in (params.upstream_runs(_as_params(p, kind)) if p else []) if u in info
@@ -189,7 +193,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
             if previous is not None and split == previous[2]:
                 row["gain"], row["gain_note"] = f"{met['micro_f1'] - previous[1]:+.4f}", f"over {previous[0]}"
             elif previous is not None:
-                row["gain_note"] = f"{split} split: set beside its random-split run in the report"
+                row["gain_note"], other_split = f"{split} split †", True
             if previous is None or split == previous[2]:
                 previous = (run, met["micro_f1"], split)
             errs.append(_errs(study, run, met, state))
@@ -217,8 +221,9 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     tta = (info[report_run]["p"].get("submission_tta") if report_run else None) or "none"
     manifests = [i["manifest"] for i in info.values() if i["manifest"]]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    env.filters["breakable"] = breakable
     page = env.get_template("index.html.j2").render(
-        title=title, profile=study.profile, notes=_notes(manifests, weights_used), steps=steps, ensemble=ensemble,
+        title=title, profile=study.profile, untested=untested, other_split=other_split, notes=_notes(manifests, weights_used), steps=steps, ensemble=ensemble,
         errs=errs, submission_original=original.describe_submission(first), chart=chart, heatmap=heatmap, files=files, submission=submission, submission_link=submission_link,
         test_header=f"test micro-F1 (on the test answers, {tta} TTA)" if tta != "none" else
         "test micro-F1 (on the test answers)", report_state=report_state,
@@ -228,6 +233,15 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
                   for r, i in info.items()],
         sweeps=sweeps.sweep_pages(study), generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return write_text(study.index_html, page)
+
+
+def breakable(name: str):
+    """A run name that may wrap after ``_`` or ``-`` (``simple_cnn_`` / ``grouped``), never inside a
+    word; escaped."""
+    import markupsafe
+
+    parts = re.split(r"(?<=[_-])", str(name))
+    return markupsafe.Markup("<wbr>").join(markupsafe.escape(part) for part in parts)
 
 
 def top_confusions(metrics: dict, k: int = 3) -> list[dict]:
