@@ -17,6 +17,7 @@ import numpy
 
 from ..config import params, paths
 from ..config.files import read_json, write_text
+from . import compare
 from . import notes as page_notes
 from . import original
 from . import sweeps
@@ -135,6 +136,16 @@ def _no_tta_score(study: paths.StudyPaths, run: str, metrics: dict) -> float | N
     return None
 
 
+def _varied(study: paths.StudyPaths, p: dict, info: dict) -> str:
+    """What an override run (a sweep point, ``<run>-<hash>``) sets differently from its run, as
+    ``lr 0.001, epochs 6``; empty for a run of the profile."""
+    base = p.get("run")
+    if not base or base == p.get("run_name", base):
+        return ""
+    before = (info.get(base) or {}).get("p") or _resolved(study, base)
+    return compare.what_changed(before, p) if before else ""
+
+
 def _state_text(state: str, waits_for: list[str]) -> str:
     return {CURRENT: "current", STALE: "out of date: its inputs changed since it ran (run make again)",
             FAILED: "failed: its notebook shows where", RUNNING: "running (or stopped while running)",
@@ -174,7 +185,8 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
         row = {"run": run, "notebook": i["notebook"], "state": state, "state_text": _state_text(state, upstream),
                "pages": _pages(study, run, state), "tried": "", "val": "–", "val_note": "", "test": "–", "gain": "–",
                "original": original.short(run, p) if kind == "train" else None,
-               "title": p.get("title") or {"eda": "Exploring the data", "report": "The report"}.get(kind, run)}
+               "title": p.get("title") or {"eda": "Exploring the data", "report": "The report"}.get(kind, run),
+               "varied": _varied(study, p, info)}
         met = _read(study.run(run).metrics_json) if kind == "train" else None
         if kind == "train":
             row["tried"] = page_notes.describe_step(p, met) if p else ""
@@ -231,7 +243,8 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
                    "seconds": (i["manifest"] or {}).get("seconds"),
                    "device": (i["manifest"] or {}).get("device_name") or (i["manifest"] or {}).get("device")}
                   for r, i in info.items()],
-        sweeps=sweeps.sweep_pages(study), generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        sweeps=[{**w, "best_varied": _varied(study, info[w["best"]]["p"], info) if w.get("best") in info else ""}
+                for w in sweeps.sweep_pages(study)], generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return write_text(study.index_html, page)
 
 
