@@ -55,12 +55,9 @@ test-fast: $(STAMP) $(TRACKING_STAMP) ## The quick tests (no end-to-end pipeline
 	$(PY) -m pytest -m "not slow"
 
 # As root (containers), Jupyter needs --allow-root; LAB_ARGS adds any other option (e.g. --no-browser).
-# LAB_SETTINGS: only .ipynb files are notebooks in Lab, so each notebook is listed once; its paired
-# percent-format .py (jupytext) stays beside it and opens as the Python text a reviewer reads.
 LAB_ARGS ?=
-LAB_SETTINGS := --ContentsManager.notebook_extensions=ipynb
 lab: $(STAMP) ## JupyterLab at the repository root (notebooks/, outputs/) with the project kernel (LAB_ARGS=...)
-	$(PY) -m jupyter lab --notebook-dir=. $(LAB_SETTINGS) $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(PY) -m jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 data: ## Download the Kaggle data into data/kaggle (needs your Kaggle credentials)
 	$(PYTHON_BASE) -m simpsons_lib.pipeline.kaggle --check-credentials --out $(DATA)/kaggle
