@@ -131,11 +131,15 @@ compare: $(STAMP) ## Parameter diff and metric deltas of two runs: make compare 
 	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=<run> B=<run> [PROFILE=demo]" >&2; exit 2; }
 	@$(PIPELINE) compare '$(A)' '$(B)' --profile '$(PROFILE)'
 
-pair: $(STAMP) ## Write each notebook's paired percent-format .py from its .ipynb (idempotent)
-	$(PY) -m simpsons_lib.pipeline.pairing write
+# The pairing is jupytext's (jupytext.toml); NOTEBOOKS: the folder (the tests pair a copy).
+NOTEBOOKS ?= notebooks
+pair: $(STAMP) ## Write each notebook's paired percent-format .py from its .ipynb (jupytext; idempotent)
+	$(PY) -m jupytext --to py:percent $(NOTEBOOKS)/*.ipynb
 
-pair-from-py: $(STAMP) ## Update each .ipynb from its edited .py (cells and sources; outputs stay none)
-	$(PY) -m simpsons_lib.pipeline.pairing update
+pair-from-py: $(STAMP) ## Update each .ipynb from its edited .py (cell ids kept, outputs cleared; refuses a syntax error)
+	$(PY) -m simpsons_lib.pipeline.pairing $(NOTEBOOKS)/*.py
+	$(PY) -m jupytext --to ipynb --update $(NOTEBOOKS)/*.py
+	$(PY) -m jupyter nbconvert --clear-output --inplace --log-level WARN $(NOTEBOOKS)/*.ipynb
 
 tracking-ui: $(STAMP) ## TensorBoard on PROFILE's local tracking store (outputs/<profile>/tracking; pip install -e '.[tracking]')
 	$(PY) -m tensorboard.main --logdir '$(OUT)/tracking' $(TB_ARGS)

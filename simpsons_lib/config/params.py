@@ -22,7 +22,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import yaml
 
@@ -292,6 +292,15 @@ def min_input_size(arch: str) -> int:
     return size
 
 
+def image_size_problem(arch: str, image_size: int) -> str | None:
+    """Why ``image_size`` is too small for ``arch`` (``min_input_size``), or None: a run's parameters and
+    a model export are checked alike."""
+    smallest = min_input_size(arch)
+    if image_size < smallest:
+        return f"parameter 'image_size': {arch} needs at least {smallest} px (five conv+pool blocks), got {image_size}"
+    return None
+
+
 def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
     """Check complete ``values`` against the ``kind`` schema, and the rules across keys."""
     schema = _schema(kind)
@@ -327,10 +336,8 @@ def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
         if values["ema_decay"] >= 1:
             raise ParameterError(f"{where}parameter 'ema_decay': must be below 1 (1 would never move), got "
                                  f"{values['ema_decay']}")
-        smallest = min_input_size(values["arch"])
-        if values["image_size"] < smallest:
-            raise ParameterError(f"{where}parameter 'image_size': {values['arch']} needs at least {smallest} px "
-                                 f"(five conv+pool blocks), got {values['image_size']}")
+        if too_small := image_size_problem(values["arch"], values["image_size"]):
+            raise ParameterError(where + too_small)
     p = Params(values)
     p.kind = kind
     return p
@@ -501,6 +508,22 @@ def training_values(p: Mapping[str, Any]) -> dict:
     """The parameters that shape the trained weights (``Spec.trains``): the training fingerprint's part."""
     schema = _schema(p.kind)
     return {k: p[k] for k, spec in schema.items() if spec.trains}
+
+
+RUN_NAMES = ("profile", "run", "run_name")  # set by ``resolve``: they name a run and configure nothing
+
+
+def changed_values(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, keys: Iterable[str] | None = None,
+                   ignore: Iterable[str] = RUN_NAMES, missing: Any = None) -> dict[str, tuple]:
+    """The parameter diff: ``{key: (old, new)}`` for each of ``keys`` (default: both sides' keys, in order)
+    whose value differs, ``ignore``'s keys left out; a key one side lacks reads as ``missing`` there. No
+    differences when either side is None."""
+    if before is None or after is None:
+        return {}
+    ignore = set(ignore)
+    keys = dict.fromkeys([*before, *after]) if keys is None else keys
+    pairs = {k: (before.get(k, missing), after.get(k, missing)) for k in keys if k not in ignore}
+    return {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}
 
 
 def split_partner(run: str, values_by_run: Mapping[str, Mapping[str, Any]]) -> str | None:

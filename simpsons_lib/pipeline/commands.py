@@ -12,9 +12,6 @@ import argparse
 import os
 
 from ..config import params, paths
-from ..config.files import describe_os_error
-from ..config.params import ParameterError
-from ..data.layout import DatasetNotFoundError
 from ..reporting import compare
 from . import runner
 
@@ -41,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     cmp.add_argument("run_b")
     cmp.add_argument("--profile", required=True)
     args = parser.parse_args(argv)
-    try:
+    with runner.one_line_errors(args.cmd):
         if args.cmd == "sweep":
             from . import sweep as sweeps
 
@@ -57,9 +54,3 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(statuses.main(args.profile))
         params.check_profile_name(args.profile)
         print(compare.compare(paths.StudyPaths(args.profile), args.run_a, args.run_b))
-    except (ParameterError, DatasetNotFoundError, FileNotFoundError, FileExistsError, runner.PipelineError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    except OSError as exc:
-        raise SystemExit(f"error: {describe_os_error(exc)}") from None
-    except KeyboardInterrupt:
-        raise SystemExit(f"error: {args.cmd} interrupted") from None

@@ -53,8 +53,8 @@ def check_transfer(p, where: str) -> str | None:
         return None
     import torchvision  # torch: only for transfer runs, so the plan of a CNN-only profile stays light
 
-    from ..training.models import (WeightsUnavailableError, fetch_weights, is_weights_path, named_weights,
-                                   weights_cache_file)
+    from ..training.models import (WeightsUnavailableError, fetch_weights, named_weights, weights_cache_file,
+                                   weights_file)
 
     name = p["backbone"]
     try:
@@ -67,15 +67,11 @@ def check_transfer(p, where: str) -> str | None:
     weights = p["weights"]
     if weights is None:
         return None
-
-    if is_weights_path(weights):
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise PreflightError(f"{where}parameter 'weights': no such state-dict file {path}")
-        return None
     try:
+        if weights_file(weights) is not None:  # a local state-dict file, there
+            return None
         enum = named_weights(name, weights)
-    except ValueError as exc:
+    except (FileNotFoundError, ValueError) as exc:
         raise PreflightError(f"{where}parameter 'weights': {str(exc).removeprefix('weights: ')}") from None
     cached = weights_cache_file(enum)
     if cached.is_file():

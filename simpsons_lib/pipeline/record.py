@@ -23,7 +23,9 @@ import json
 from pathlib import Path
 from typing import Mapping
 
+from ..config import params, paths
 from ..config.files import write_text
+from ..data.layout import data_fingerprint, find_study_layout, resolve_data_dir
 from ..training.fingerprint import (LIBRARY_DIR, WEIGHT_SHAPING_WINGS, code_fingerprint, digest,  # noqa: F401
                                    training_fingerprint, wing_files)
 
@@ -42,6 +44,26 @@ def render_fingerprint(values: Mapping, notebook: Path, library_dir: Path | None
     """What must match for an executed notebook and its reports to stand (see the module's rule)."""
     return digest(json.dumps(dict(values), sort_keys=True, default=str), Path(notebook).read_bytes(),
                   code_fingerprint(render_code_files(library_dir), library_dir))
+
+
+def run_keys(p: params.Params, data_sha1: str) -> dict:
+    """A run's keys, the module's rule: its training fingerprint (a training run's; None otherwise), its
+    render fingerprint and its data's fingerprint. The plan writes them, a manifest records them, ``status``
+    and the sweeps compare them."""
+    return {"training": training_fingerprint(params.training_values(p), data_sha1) if p.kind == "train" else None,
+            "render": render_fingerprint(p, paths.PROJECT_ROOT / p.notebook), "data": data_sha1}
+
+
+def study_keys(resolved: Mapping[str, params.Params]) -> tuple[dict, dict[str, dict]]:
+    """Every run's keys (``run_keys``), each data folder found and fingerprinted once (file names and
+    sizes): ``({data folder: its layout}, {run: keys})``."""
+    layouts, sha1 = {}, {}
+    for p in resolved.values():
+        root = resolve_data_dir(p)
+        if root not in layouts:
+            layouts[root] = layout = find_study_layout(p)
+            sha1[root] = data_fingerprint([layout.train_dir, layout.test_dir])["sha1"]
+    return layouts, {run: run_keys(p, sha1[resolve_data_dir(p)]) for run, p in resolved.items()}
 
 
 LIBRARY_WINGS = ("config", "data", "training", "inference", "reporting", "pipeline")

@@ -40,7 +40,7 @@ from ..config import params, paths  # noqa: E402
 from ..config.files import describe_os_error, read_json, write_text  # noqa: E402
 from ..config.params import ParameterError  # noqa: E402
 from . import demo as generator  # noqa: E402
-from ..data.layout import (DEMO_MARKER, DatasetNotFoundError, data_fingerprint, demo_scale_of, demo_version_of,  # noqa: E402
+from ..data.layout import (DEMO_MARKER, DatasetNotFoundError, demo_scale_of, demo_version_of,  # noqa: E402
                            find_study_layout, resolve_data_dir)
 from ..reporting import index_page  # noqa: E402
 from . import kernel, manifest, preflight, progress, record  # noqa: E402
@@ -199,22 +199,8 @@ def plan(profile: str) -> dict[str, dict]:
                                      f"by a parameter) is not a run of profile {profile!r}: {', '.join(runs)}")
         if p.kind == "report":
             params.check_split_runs(p, resolved, f"{paths.params_dir() / profile / (run + '.yaml')}: ")
-    data, layouts = {}, {}
-    for p in resolved.values():
-        root = resolve_data_dir(p)
-        if root not in data:
-            layouts[root] = layout = find_study_layout(p)
-            data[root] = {"root": str(layout.root), "demo": layout.is_demo,
-                          **data_fingerprint([layout.train_dir, layout.test_dir])}
-    keys, texts = {}, {}
-    for run, p in resolved.items():
-        d = data[resolve_data_dir(p)]
-        keys[run] = {
-            "training": record.training_fingerprint(params.training_values(p), d["sha1"]) if p.kind == "train" else None,
-            "render": record.render_fingerprint(p, paths.PROJECT_ROOT / p.notebook),
-            "data": d["sha1"],
-        }
-        texts[run] = json.dumps(keys[run], indent=1) + "\n"
+    layouts, keys = record.study_keys(resolved)
+    texts = {run: json.dumps(k, indent=1) + "\n" for run, k in keys.items()}
     recorded = {run: _recorded_keys(study.run(run)) for run in runs}
     damaged = {}
     for run in runs:
@@ -479,6 +465,20 @@ COMMANDS = (("plan", "preflight: validate every run, find the data, write the pl
             ("demo-data", "generate the drawn demo data the profile reads"))
 
 
+@contextlib.contextmanager
+def one_line_errors(cmd: str):
+    """A command's expected failures as one line ``error: ...`` (exit status 1), never a traceback: bad
+    parameters, missing data or files, a failed run, an OS error (its path and cause), Ctrl-C."""
+    try:
+        yield
+    except (ParameterError, DatasetNotFoundError, FileNotFoundError, FileExistsError, PipelineError) as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except OSError as exc:
+        raise SystemExit(f"error: {describe_os_error(exc)}") from None
+    except KeyboardInterrupt:
+        raise SystemExit(f"error: {cmd} interrupted") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m simpsons_lib.pipeline", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -494,7 +494,7 @@ def main(argv: list[str] | None = None) -> None:
             cmd.add_argument("--plan", action="store_true", help="run the plan first, inside the lock")
             cmd.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
-    try:
+    with one_line_errors(args.cmd):
         if args.cmd == "plan":
             keys = plan(args.profile)
             print(f"plan: {len(keys)} runs of profile {args.profile} checked", flush=True)
@@ -507,12 +507,6 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(locked(args.profile, command, plan_first=args.plan))
         else:
             print(f"demo data: {demo_data(args.profile, args.scale, args.if_needed)}")
-    except (ParameterError, DatasetNotFoundError, FileNotFoundError, FileExistsError, PipelineError) as exc:
-        raise SystemExit(f"error: {exc}") from None
-    except OSError as exc:
-        raise SystemExit(f"error: {describe_os_error(exc)}") from None
-    except KeyboardInterrupt:
-        raise SystemExit(f"error: {args.cmd} interrupted") from None
 
 
 if __name__ == "__main__":

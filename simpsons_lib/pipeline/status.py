@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 
 from ..config import params, paths
 from ..config.files import read_json
-from ..data.layout import data_fingerprint, find_study_layout, resolve_data_dir
 from . import record, runner
 
 CURRENT, RERUN, FAILED, NEW = "current", "will re-run", "failed", "will run"
@@ -39,40 +38,24 @@ class RunStatus:
 
 
 def expected_keys(profile: str) -> tuple[dict[str, params.Params], dict[str, dict]]:
-    """Every run's resolved parameters and the keys ``runner.plan`` would write for it now (the same
-    computation, without the preflight and without writing)."""
-    runs = params.profile_runs(profile)
-    resolved = {run: params.resolve(profile, run) for run in runs}
-    data: dict = {}
-    keys = {}
-    for run, p in resolved.items():
-        root = resolve_data_dir(p)
-        if root not in data:
-            layout = find_study_layout(p)
-            data[root] = data_fingerprint([layout.train_dir, layout.test_dir])["sha1"]
-        keys[run] = {
-            "training": record.training_fingerprint(params.training_values(p), data[root]) if p.kind == "train" else None,
-            "render": record.render_fingerprint(p, paths.PROJECT_ROOT / p.notebook),
-            "data": data[root],
-        }
-    return resolved, keys
+    """Every run's resolved parameters and the keys ``runner.plan`` would write for it now
+    (``record.study_keys``, without the preflight and without writing)."""
+    resolved = {run: params.resolve(profile, run) for run in params.profile_runs(profile)}
+    return resolved, record.study_keys(resolved)[1]
 
 
 def _show(value) -> str:
     return json.dumps(value) if not isinstance(value, str) else repr(value)
 
 
+_ABSENT = object()  # a parameter the record does not have (added since)
+
+
 def parameter_changes(old: dict, new: dict, keys) -> list[str]:
-    """``key old -> new`` for each of ``keys`` whose value differs between two parameter sets."""
-    out = []
-    for key in keys:
-        if key in ("profile", "run", "run_name"):
-            continue
-        if key not in old:
-            out.append(f"{key} (new) -> {_show(new.get(key))}")
-        elif old.get(key) != new.get(key):
-            out.append(f"{key} {_show(old.get(key))} -> {_show(new.get(key))}")
-    return out
+    """``key old -> new`` for each of ``keys`` whose value differs between two parameter sets
+    (``params.changed_values``; ``key (new) -> value`` for one the old set lacks)."""
+    return [f"{key} (new) -> {_show(b)}" if a is _ABSENT else f"{key} {_show(a)} -> {_show(b)}"
+            for key, (a, b) in params.changed_values(old, new, keys, missing=_ABSENT).items()]
 
 
 def explain(p: params.Params, keys: dict, manifest: dict) -> tuple[list[str], bool]:

@@ -208,14 +208,6 @@ class _Prefixed(io.TextIOBase):
         self.out.flush()
 
 
-def point_keys(p: params.Params, data_sha1: str, upstream: dict[str, dict]) -> dict:
-    """A point's record keys: the training and render fingerprints the plan gives a run, its data, and
-    the keys of the runs it reads (``worst_from_run``): an upstream run that trains again redoes it."""
-    return {"training": record.training_fingerprint(params.training_values(p), data_sha1),
-            "render": record.render_fingerprint(p, paths.PROJECT_ROOT / p.notebook), "data": data_sha1,
-            "upstream": upstream}
-
-
 def is_done(rp: paths.RunPaths, keys: dict) -> bool:
     """The point ran with exactly these inputs and its products are as it wrote them."""
     if not (rp.notebook.is_file() and rp.manifest.is_file()):
@@ -341,7 +333,9 @@ def sweep(profile: str, run: str, overrides: list[dict], name: str | None = None
                                        f" not current: run `make pipeline PROFILE={profile}` first")
         upstream_keys = {u: keys[u] for u in upstream}
         for pt in points:
-            pt.keys = point_keys(pt.p, keys[run]["data"], upstream_keys)
+            # the keys the plan gives a run, and those of the runs it reads (``worst_from_run``): an
+            # upstream run that trains again redoes the point
+            pt.keys = {**record.run_keys(pt.p, keys[run]["data"]), "upstream": upstream_keys}
         record_file = record_path(study, name)
         cached = {}
         if record_file.is_file():

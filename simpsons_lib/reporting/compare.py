@@ -13,10 +13,11 @@ import json
 from typing import Any, Mapping
 
 from ..config.files import read_json
+from ..config.params import RUN_NAMES, changed_values
 from ..config.paths import StudyPaths
 
 # what names or places a run rather than configuring it: never a difference worth showing
-IGNORED = ("profile", "run", "run_name", "title")
+IGNORED = (*RUN_NAMES, "title")
 METRICS = (("micro_f1", "val micro-F1 (best epoch)"), ("macro_f1", "val macro-F1 (best epoch)"),
            ("accuracy", "val accuracy"), ("last_epoch_val_micro_f1", "val micro-F1 (last epoch)"),
            ("test_micro_f1", "test micro-F1"), ("test_macro_f1", "test macro-F1"),
@@ -25,12 +26,9 @@ SECONDS = ("train_seconds",)
 
 
 def changed_params(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, tuple]:
-    """``{key: (old, new)}`` for every parameter whose value differs (a key only one side has counts as
-    ``None`` on the other); the keys that only name the run are left out."""
-    if before is None or after is None:
-        return {}
-    keys = [k for k in dict.fromkeys([*before, *after]) if k not in IGNORED]
-    return {k: (before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)}
+    """``{key: (old, new)}`` for every parameter whose value differs (``params.changed_values``: a key only
+    one side has counts as ``None`` on the other); the keys that only name the run are left out."""
+    return changed_values(before, after, ignore=IGNORED)
 
 
 def _show(value: Any) -> str:

@@ -175,9 +175,8 @@ def read_export(path: Path) -> dict:
     try:
         for key in REBUILD_KEYS:
             parameters.check_value(key, parameters.TRAIN[key], p[key])
-        if p["image_size"] < parameters.min_input_size(p["arch"]):
-            raise parameters.ParameterError(f"parameter 'image_size': {p['arch']} needs at least "
-                                            f"{parameters.min_input_size(p['arch'])} px, got {p['image_size']}")
+        if too_small := parameters.image_size_problem(p["arch"], p["image_size"]):
+            raise parameters.ParameterError(too_small)
     except parameters.ParameterError as exc:
         raise ExportError(f"{path}: not a usable model export ({exc})") from None
     return payload

@@ -100,6 +100,17 @@ def is_weights_path(weights: str) -> bool:
     return os.sep in weights or "/" in weights or weights.endswith((".pth", ".pt")) or Path(weights).exists()
 
 
+def weights_file(weights: str | None) -> Path | None:
+    """The local state-dict file that ``weights`` names (``is_weights_path``), or None for torchvision
+    weights or null; a named file that is not there fails naming it (the plan and the model alike)."""
+    if weights is None or not is_weights_path(weights):
+        return None
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"weights: no such state-dict file: {path}")
+    return path
+
+
 def named_weights(name: str, weights: str):
     """torchvision's weights enum that ``weights`` (e.g. ``IMAGENET1K_V1`` or ``DEFAULT``) names for model
     ``name``; a ``ValueError`` lists the names it knows."""
@@ -178,10 +189,8 @@ def load_backbone(name: str, weights: str | None) -> nn.Module:
         raise ValueError(f"backbone: unknown torchvision model {name!r}") from exc
     if weights is None:
         return builder(weights=None)
-    if is_weights_path(weights):
-        path = Path(weights).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"weights: no such state-dict file: {path}")
+    path = weights_file(weights)
+    if path is not None:
         model = builder(weights=None)
         try:  # weights_only: tensors and plain data, never code from the file
             state = torch.load(path, map_location="cpu", weights_only=True)
