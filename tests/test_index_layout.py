@@ -116,7 +116,9 @@ def test_no_test_labels_and_the_other_split_are_said_once_not_in_every_row(page)
 def test_a_run_name_wraps_only_after_an_underscore_or_a_hyphen(page):
     assert index_page.breakable("simple_cnn_aug-bb36b2") == "simple_<wbr>cnn_<wbr>aug-<wbr>bb36b2"
     assert index_page.breakable("<b>") == "&lt;b&gt;"  # escaped
-    assert "<b>simple_<wbr>cnn_<wbr>aug</b>" in page.index_html.read_text()
+    html = page.index_html.read_text()
+    assert "<b>simple_<wbr>cnn_<wbr>aug</b>" in html
+    assert "04_<wbr>modern_<wbr>finetune" in html and "over simple_<wbr>cnn_<wbr>aug" in html  # notebook, gain note
 
 
 CHROMIUM = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
