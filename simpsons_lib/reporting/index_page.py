@@ -137,12 +137,15 @@ def _no_tta_score(study: paths.StudyPaths, run: str, metrics: dict) -> float | N
 
 
 def _varied(study: paths.StudyPaths, p: dict, info: dict) -> str:
-    """What an override run (a sweep point, ``<run>-<hash>``) sets differently from its run, as
-    ``lr 0.001, epochs 6``; empty for a run of the profile."""
+    """What an override run (a sweep point, ``<run>-<hash>``) sets differently from its run as the profile
+    gives it now (else as its run last ran), as ``lr 0.001, epochs 6``; empty for a run of the profile."""
     base = p.get("run")
     if not base or base == p.get("run_name", base):
         return ""
-    before = (info.get(base) or {}).get("p") or _resolved(study, base)
+    try:
+        before = dict(params.resolve(study.profile, base))
+    except (params.ParameterError, OSError):
+        before = (info.get(base) or {}).get("p")
     return compare.what_changed(before, p) if before else ""
 
 
