@@ -41,7 +41,7 @@ rp = paths.run_paths(p)
 notes.page_notes(p)
 
 # %% [markdown]
-# The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here. The table shows what differs from the defaults; `python -m simpsons_lib.config.params show <profile> <run>` lists every value with its help.
+# The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here.
 
 # %% tags=["shared"]
 p
@@ -78,7 +78,7 @@ print(narrative.summary(model, p.image_size))
 
 # %% tags=["shared"]
 result = experiment.train_model(model, s, p, rp, worst)
-result.history.round(4)
+tables.show(result.history)
 
 # %% tags=["shared"]
 fig = plots.learning_curves(result.history, p.title)

@@ -54,7 +54,7 @@ rp = paths.run_paths(p)
 notes.page_notes(p)
 
 # %% [markdown]
-# The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here. The table shows what differs from the defaults; `python -m simpsons_lib.config.params show <profile> <run>` lists every value with its help.
+# The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here.
 
 # %% tags=["shared"]
 p
@@ -102,7 +102,7 @@ tables.param_groups_table(optim.parameter_groups(model, p))
 
 # %% tags=["shared"]
 result = experiment.train_model(model, s, p, rp, worst)
-result.history.round(4)
+tables.show(result.history)
 
 # %% tags=["shared"]
 fig = plots.learning_curves(result.history, p.title)

@@ -42,7 +42,7 @@ rp = paths.run_paths(p)
 notes.page_notes(p)
 
 # %% [markdown]
-# The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here. The table shows what differs from the defaults; `python -m simpsons_lib.config.params show <profile> <run>` lists every value with its help.
+# The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here.
 
 # %%
 device = devices.select_device(p.device)
@@ -87,7 +87,7 @@ plots.save(fig, rp.figure("per_class_f1_across_runs"))
 
 # %%
 cue = report.strong_class_cue(rp.study, metrics, device)
-cue
+tables.show(cue)
 
 # %%
 print(narrative.describe_strong_cue(cue))
@@ -99,12 +99,12 @@ print(narrative.describe_strong_cue(cue))
 # %%
 split_metrics = tables.load_run_metrics(rp.study, p.split_runs)
 validation = tables.near_duplicate_validation(rp.study, {**metrics, **split_metrics})
-validation.round(4)
+tables.show(validation)
 
 # %%
 comparison = tables.split_comparison(metrics, split_metrics)
 print(narrative.describe_splits(comparison, validation))
-comparison.round(4)
+tables.show(comparison)
 
 # %% [markdown]
 # ## The best run
@@ -137,8 +137,8 @@ fig = gradcam.gradcam_figure(model, tables.load_predictions(rp.study, explained)
 plots.save(fig, rp.figure("best_gradcam"))
 
 # %%
-gradcam.box_check(model, tables.load_predictions(rp.study, explained), info["classes"],
-                  info["params"]["image_size"], boxes)
+tables.show_values(gradcam.box_check(model, tables.load_predictions(rp.study, explained), info["classes"],
+                                      info["params"]["image_size"], boxes))
 
 # %% [markdown]
 # ## Test-time augmentation
@@ -146,7 +146,7 @@ gradcam.box_check(model, tables.load_predictions(rp.study, explained), info["cla
 
 # %%
 sub_run = tables.submission_run(p.submission_run, table)
-report.tta_table(rp.study, report.members(sub_run, p.ensemble), p.submission_tta, device).round(4)
+tables.show(report.tta_table(rp.study, report.members(sub_run, p.ensemble), p.submission_tta, device))
 
 # %% [markdown]
 # ## Submission

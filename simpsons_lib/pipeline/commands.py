@@ -17,10 +17,15 @@ from ..reporting import compare
 from . import runner
 
 
+COMMANDS = (("sweep", "one run over a grid or a list of overrides, each point an override run"),
+            ("status", "each run: current, will re-run (and why), or failed"),
+            ("compare", "the parameter diff and the metric deltas of two runs"))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m simpsons_lib.pipeline", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    sweep = sub.add_parser("sweep", help="one run over a grid or a list of overrides, each point an override run")
+    sweep = sub.add_parser("sweep", help=dict(COMMANDS)["sweep"])
     sweep.add_argument("--profile", required=True)
     sweep.add_argument("--run", help="the run swept (with --grid)")
     sweep.add_argument("--grid", help='e.g. "lr=1e-3,3e-4 epochs=6,12" (every combination)')
@@ -30,9 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument("--max-points", type=int, default=None,
                        help="the most points a sweep may start (default: the environment's MAX_POINTS, which "
                             "`make sweep MAX_POINTS=N` sets, else the sweep file's max_points, else 64)")
-    status = sub.add_parser("status", help="each run: current, will re-run (and why), or failed")
+    status = sub.add_parser("status", help=dict(COMMANDS)["status"])
     status.add_argument("--profile", required=True)
-    cmp = sub.add_parser("compare", help="the parameter diff and the metric deltas of two runs")
+    cmp = sub.add_parser("compare", help=dict(COMMANDS)["compare"])
     cmp.add_argument("run_a")
     cmp.add_argument("run_b")
     cmp.add_argument("--profile", required=True)

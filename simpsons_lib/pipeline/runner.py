@@ -491,6 +491,13 @@ def demo_data(profile: str, scale: float | None = None, if_needed: bool = False)
     return out
 
 
+COMMANDS = (("plan", "preflight: validate every run, find the data, write the plan make reads"),
+            ("run", "execute one run's notebook, write its manifest and HTML reports"),
+            ("index", "write reports/index.html for a profile's outputs"),
+            ("locked", "run a command (make) holding the profile's lock"),
+            ("demo-data", "generate the drawn demo data the profile reads"))
+
+
 @contextlib.contextmanager
 def one_line_errors(cmd: str):
     """A command's expected failures as one line ``error: ...`` (exit status 1), never a traceback: bad
@@ -508,11 +515,7 @@ def one_line_errors(cmd: str):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m simpsons_lib.pipeline", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
-    for name, text in (("plan", "preflight: validate every run, find the data, write the plan make reads"),
-                       ("run", "execute one run's notebook, write its manifest and HTML reports"),
-                       ("index", "write reports/index.html for a profile's outputs"),
-                       ("locked", "run a command (make) holding the profile's lock"),
-                       ("demo-data", "generate the drawn demo data the profile reads")):
+    for name, text in COMMANDS:
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("--profile", required=True)
         if name == "run":

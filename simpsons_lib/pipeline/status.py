@@ -20,12 +20,13 @@ from ..config.files import read_json
 from . import record, runner
 
 CURRENT, RERUN, FAILED, NEW = "current", "will re-run", "failed", "will run"
+BLOCKED = "cannot run"  # it reads a run the profile has no file for: the plan stops, naming it
 
 
 @dataclass
 class RunStatus:
     run: str
-    state: str                    # CURRENT, RERUN, FAILED or NEW
+    state: str                    # CURRENT, RERUN, FAILED, NEW or BLOCKED
     reasons: list[str] = field(default_factory=list)
     retrains: bool = False        # the training key changed (a re-run trains again)
 
@@ -129,11 +130,18 @@ def status(profile: str) -> list[RunStatus]:
         damaged = runner.damaged_products(rp)
         out[run] = RunStatus(run, RERUN, [f"a product is missing or changed: {damaged}"],
                              retrains=p.kind == "train") if damaged else RunStatus(run, CURRENT)
+    for run, p in resolved.items():  # a run named but without a file: the plan stops there, naming it
+        missing = [u for u in params.upstream_runs(p) if u not in resolved]
+        if missing:
+            out[run].state = BLOCKED
+            out[run].reasons.insert(0, f"reads {', '.join(missing)}, which {'has' if len(missing) == 1 else 'have'} no "
+                                    f"params/{profile}/<run>.yaml: add the file, or take the name out of "
+                                    f"params/{profile}/{run}.yaml (the plan stops here)")
     grew = True
     while grew:  # a run that re-runs re-runs what reads it (make's dependencies)
         grew = False
         for run, p in resolved.items():
-            redo = [u for u in params.upstream_runs(p) if out[u].state != CURRENT]
+            redo = [u for u in params.upstream_runs(p) if u in out and out[u].state != CURRENT]
             note = f"upstream run{'s' if len(redo) > 1 else ''} {', '.join(redo)} re-run{'' if len(redo) > 1 else 's'}"
             if redo and note not in out[run].reasons:
                 if out[run].state == CURRENT:
@@ -145,7 +153,7 @@ def status(profile: str) -> list[RunStatus]:
 
 def describe(profile: str, statuses: list[RunStatus]) -> str:
     width = max(len(s.run) for s in statuses)
-    counts = {state: sum(s.state == state for s in statuses) for state in (CURRENT, RERUN, NEW, FAILED)}
+    counts = {state: sum(s.state == state for s in statuses) for state in (CURRENT, RERUN, NEW, FAILED, BLOCKED)}
     head = f"profile {profile} ({paths.StudyPaths(profile).dir}): " + ", ".join(
         f"{n} {state}" for state, n in counts.items() if n)
     return "\n".join([head, *(s.line(width) for s in statuses)])

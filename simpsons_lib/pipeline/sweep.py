@@ -272,9 +272,22 @@ def execute_point(profile: str, point: Point, total: int) -> None:
         raise runner.PipelineError(cause) from None
 
 
+def report_tta(profile: str) -> str:
+    """The test-time augmentation the profile's report scores every run's test predictions with (its
+    ``submission_tta``, as in ``evolution.csv``); ``none`` when the profile has no report run."""
+    for run in params.profile_runs(profile):
+        with contextlib.suppress(ParameterError, OSError):
+            p = params.resolve(profile, run)
+            if p.kind == "report":
+                return p["submission_tta"]
+    return "none"
+
+
 def test_scores(profile: str, point: Point) -> dict:
     """The point's micro- and macro-F1 on the profile's test answers (``{}`` without labels), predicted
-    without test-time augmentation, as the evolution table scores a run."""
+    with the TTA the report's evolution table scores every run with (``report_tta``, recorded as
+    ``test_tta``): one run, one test score, on the index, in the evolution table and in the sweep. No
+    progress bar (the sweep prints one line per point)."""
     from ..reporting import report
     from ..training import devices
 
@@ -282,10 +295,19 @@ def test_scores(profile: str, point: Point) -> dict:
     answers = answers_file(p, find_study_layout(p))
     if answers is None:
         return {}
-    with contextlib.redirect_stdout(io.StringIO()):
-        scores = report.test_scores(paths.StudyPaths(profile), {**p, "submission_tta": "none"}, [point.run_name], [],
-                                    devices.select_device(p["device"]), answers)
-    return scores.get(point.run_name, {})
+    tta = report_tta(profile)
+    quiet = os.environ.get("SIMPSONS_PROGRESS")
+    os.environ["SIMPSONS_PROGRESS"] = "0"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            scores = report.test_scores(paths.StudyPaths(profile), {**p, "submission_tta": tta}, [point.run_name], [],
+                                        devices.select_device(p["device"]), answers)
+    finally:
+        if quiet is None:
+            os.environ.pop("SIMPSONS_PROGRESS", None)
+        else:
+            os.environ["SIMPSONS_PROGRESS"] = quiet
+    return {**scores.get(point.run_name, {}), "test_tta": tta} if point.run_name in scores else {}
 
 
 def record_path(study: paths.StudyPaths, name: str) -> Path:
@@ -343,8 +365,9 @@ def sweep(profile: str, run: str, overrides: list[dict], name: str | None = None
                 pt.status = "skipped"
                 print(f"{head} {pt.run_name} already done with these inputs: skipped", flush=True)
                 old = cached.get(pt.run_name, {})
-                test = {k: old[k] for k in ("test_micro_f1", "test_macro_f1") if old.get(k) is not None
-                        and old.get("manifest_finished") == read_json(rp.manifest).get("finished")}
+                test = {k: old[k] for k in ("test_micro_f1", "test_macro_f1", "test_tta") if old.get(k) is not None
+                        and old.get("manifest_finished") == read_json(rp.manifest).get("finished")
+                        and old.get("test_tta") == report_tta(profile)}
             else:
                 print(f"{head} {pt.run_name} ({pt.p.notebook}) ...", flush=True)
                 t0 = time.perf_counter()

@@ -22,6 +22,7 @@ METRICS = (("micro_f1", "val micro-F1 (best epoch)"), ("macro_f1", "val macro-F1
            ("accuracy", "val accuracy"), ("last_epoch_val_micro_f1", "val micro-F1 (last epoch)"),
            ("test_micro_f1", "test micro-F1"), ("test_macro_f1", "test macro-F1"),
            ("epochs_trained", "epochs"), ("train_seconds", "training seconds"))
+SECONDS = ("train_seconds",)
 
 
 def changed_params(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, tuple]:
@@ -104,14 +105,15 @@ def compare(study: StudyPaths, run_a: str, run_b: str) -> str:
         va, vb = a["metrics"].get(key), b["metrics"].get(key)
         if va is None and vb is None:
             continue
-        delta = f"{vb - va:+.4f}" if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else "–"
+        digits = 1 if key in SECONDS else 4  # a time to a tenth of a second, a score to 4 places
+        delta = f"{vb - va:+.{digits}f}" if isinstance(va, (int, float)) and isinstance(vb, (int, float)) else "–"
         if key in ("epochs_trained",) and delta != "–":
             delta = f"{vb - va:+d}" if isinstance(va, int) and isinstance(vb, int) else delta
-        lines.append(f"  {label:<26} {_num(va):>14} {_num(vb):>14} {delta:>10}")
+        lines.append(f"  {label:<26} {_num(va, digits):>14} {_num(vb, digits):>14} {delta:>10}")
     return "\n".join(lines)
 
 
-def _num(value) -> str:
+def _num(value, digits: int = 4) -> str:
     if value is None:
         return "–"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)

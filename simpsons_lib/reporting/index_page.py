@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy
 
 from ..config import params, paths
 from ..config.files import read_json, write_text
+from . import compare
 from . import notes as page_notes
 from . import original
 from . import sweeps
@@ -75,21 +77,23 @@ def run_state(study: paths.StudyPaths, run: str, manifest: dict | None) -> str:
     return NOT_RUN
 
 
-def _test_scores(study: paths.StudyPaths) -> dict[str, str]:
-    """Each run's test micro-F1 from the report's evolution table (scored on the test answers), or the
-    table's word for why there is none; empty before the report ran."""
+def _test_scores(study: paths.StudyPaths) -> tuple[dict[str, str], str | None]:
+    """Each run's test micro-F1 from the report's evolution table (scored on the test answers), and the
+    table's word for why a run has none (``no test labels ...``), said once under the table rather than
+    in every row; empty before the report ran."""
     if not study.evolution_csv.is_file():
-        return {}
+        return {}, None
     with open(study.evolution_csv, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    out = {}
+    out, why = {}, None
     for row in rows:
         value = row.get("test_micro_f1")
         try:
             out[row["run"]] = f"{float(value):.4f}"
         except (TypeError, ValueError):
-            out[row["run"]] = value or "–"
-    return out
+            out[row["run"]] = "–"
+            why = why or value or None
+    return out, why
 
 
 def _link(study: paths.StudyPaths, path: Path, label: str) -> dict | None:
@@ -132,6 +136,19 @@ def _no_tta_score(study: paths.StudyPaths, run: str, metrics: dict) -> float | N
     return None
 
 
+def _varied(study: paths.StudyPaths, p: dict, info: dict) -> str:
+    """What an override run (a sweep point, ``<run>-<hash>``) sets differently from its run as the profile
+    gives it now (else as its run last ran), as ``lr 0.001, epochs 6``; empty for a run of the profile."""
+    base = p.get("run")
+    if not base or base == p.get("run_name", base):
+        return ""
+    try:
+        before = dict(params.resolve(study.profile, base))
+    except (params.ParameterError, OSError):
+        before = (info.get(base) or {}).get("p")
+    return compare.what_changed(before, p) if before else ""
+
+
 def _state_text(state: str, waits_for: list[str]) -> str:
     return {CURRENT: "current", STALE: "out of date: its inputs changed since it ran (run make again)",
             FAILED: "failed: its notebook shows where", RUNNING: "running (or stopped while running)",
@@ -147,7 +164,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
              if study.manifests.is_dir() else {})
     runs = list(dict.fromkeys(order or []))
     runs += sorted((r for r in found if r not in runs), key=lambda r: found[r].get("started", ""))
-    tested = _test_scores(study)
+    tested, untested = _test_scores(study)
     info = {}
     for run in runs:
         manifest = found.get(run)
@@ -163,6 +180,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
         return state in SHOWN
 
     steps, weights_used, errs, previous = {"data": [], "recipe": [], "beyond": [], "report": []}, {}, [], None
+    other_split = False  # a run on another split than the step before: no gain, said once under the table
     for run, i in info.items():
         p, state, kind = i["p"], i["state"], i["kind"]
         upstream = [u for u in (params.upstream_runs(_as_params(p, kind)) if p else []) if u in info
@@ -170,7 +188,8 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
         row = {"run": run, "notebook": i["notebook"], "state": state, "state_text": _state_text(state, upstream),
                "pages": _pages(study, run, state), "tried": "", "val": "–", "val_note": "", "test": "–", "gain": "–",
                "original": original.short(run, p) if kind == "train" else None,
-               "title": p.get("title") or {"eda": "Exploring the data", "report": "The report"}.get(kind, run)}
+               "title": p.get("title") or {"eda": "Exploring the data", "report": "The report"}.get(kind, run),
+               "varied": _varied(study, p, info)}
         met = _read(study.run(run).metrics_json) if kind == "train" else None
         if kind == "train":
             row["tried"] = page_notes.describe_step(p, met) if p else ""
@@ -189,7 +208,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
             if previous is not None and split == previous[2]:
                 row["gain"], row["gain_note"] = f"{met['micro_f1'] - previous[1]:+.4f}", f"over {previous[0]}"
             elif previous is not None:
-                row["gain_note"] = f"{split} split: set beside its random-split run in the report"
+                row["gain_note"], other_split = f"{split} split †", True
             if previous is None or split == previous[2]:
                 previous = (run, met["micro_f1"], split)
             errs.append(_errs(study, run, met, state))
@@ -217,8 +236,9 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     tta = (info[report_run]["p"].get("submission_tta") if report_run else None) or "none"
     manifests = [i["manifest"] for i in info.values() if i["manifest"]]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    env.filters["breakable"] = breakable
     page = env.get_template("index.html.j2").render(
-        title=title, profile=study.profile, notes=_notes(manifests, weights_used), steps=steps, ensemble=ensemble,
+        title=title, profile=study.profile, untested=untested, other_split=other_split, notes=_notes(manifests, weights_used), steps=steps, ensemble=ensemble,
         errs=errs, submission_original=original.describe_submission(first), chart=chart, heatmap=heatmap, files=files, submission=submission, submission_link=submission_link,
         test_header=f"test micro-F1 (on the test answers, {tta} TTA)" if tta != "none" else
         "test micro-F1 (on the test answers)", report_state=report_state,
@@ -226,8 +246,18 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
                    "seconds": (i["manifest"] or {}).get("seconds"),
                    "device": (i["manifest"] or {}).get("device_name") or (i["manifest"] or {}).get("device")}
                   for r, i in info.items()],
-        sweeps=sweeps.sweep_pages(study), generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        sweeps=[{**w, "best_varied": _varied(study, info[w["best"]]["p"], info) if w.get("best") in info else ""}
+                for w in sweeps.sweep_pages(study)], generated=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     return write_text(study.index_html, page)
+
+
+def breakable(name: str):
+    """A run name that may wrap after ``_`` or ``-`` (``simple_cnn_`` / ``grouped``), never inside a
+    word; escaped."""
+    import markupsafe
+
+    parts = re.split(r"(?<=[_-])", str(name))
+    return markupsafe.Markup("<wbr>").join(markupsafe.escape(part) for part in parts)
 
 
 def top_confusions(metrics: dict, k: int = 3) -> list[dict]:

@@ -17,8 +17,8 @@ from ..config.files import read_json, write_csv, write_text
 from ..config.paths import StudyPaths
 
 SWEEPS_DIR = "sweeps"
-COLUMNS = ("val_micro_f1", "val_macro_f1", "test_micro_f1", "test_macro_f1", "epochs_trained", "train_seconds",
-           "run_seconds")
+COLUMNS = ("val_micro_f1", "val_macro_f1", "test_micro_f1", "test_macro_f1", "test_tta", "epochs_trained",
+           "train_seconds", "run_seconds")
 
 
 def page_path(study: StudyPaths, name: str) -> Path:
@@ -44,7 +44,7 @@ def table(rows: list[dict], varied: list[str]) -> pd.DataFrame:
     frame = frame.sort_values(["_failed", "_score", "point"], ascending=[True, False, True], na_position="last")
     frame = frame.drop(columns=["_failed", "_score"])
     if not frame["test_micro_f1"].notna().any():
-        frame = frame.drop(columns=["test_micro_f1", "test_macro_f1"])
+        frame = frame.drop(columns=["test_micro_f1", "test_macro_f1", "test_tta"])
     if not frame["error"].notna().any():
         frame = frame.drop(columns=["error"])
     return frame.reset_index(drop=True)
@@ -141,7 +141,10 @@ def render(name: str, run: str, varied: list[str], frame: pd.DataFrame) -> str:
     summary = (f"{len(frame)} points of run <b>{html.escape(run)}</b>, varying "
                f"{', '.join(f'<code>{html.escape(k)}</code>' for k in varied) or 'nothing'}"
                + (f"; <b>{failed} failed</b>" if failed else "") + ". Each point is an override run "
-               "(<code>&lt;run&gt;-&lt;hash&gt;</code>) with its own files; the best validation micro-F1 first.")
+               "(<code>&lt;run&gt;-&lt;hash&gt;</code>) with its own files; the best validation micro-F1 first."
+               + (" Test scores: predicted with the test-time augmentation of <code>test_tta</code>, the report's "
+                  "<code>submission_tta</code>, as the evolution table and the index score every run."
+                  if "test_tta" in frame else ""))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sweep {html.escape(name)}</title>
 <style>

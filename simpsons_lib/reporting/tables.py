@@ -75,16 +75,33 @@ def _cell(value, digits: int) -> str:
     return str(value)
 
 
-COUNT_COLUMNS = ("epochs", "parameters", "validation images", "images")
-SECONDS_COLUMNS = ("train_seconds",)
+COUNT_COLUMNS = ("epochs", "parameters", "validation images", "images", "train_images_per_s")
+RATE_COLUMNS = ("lr",)  # a learning rate to 3 significant digits (1e-05, never 0.0000)
+
+
+def _rate(value: float) -> str:
+    return "–" if np.isnan(value) else f"{value:.3g}"
+
+
+def show_values(values: pd.Series):
+    """Named values (a Series) as a two-column table headed by the Series' name: what each value is, and
+    the value; no index, no ``Name: …, dtype: object`` line."""
+    return show(pd.DataFrame({values.name or "": [str(k) for k in values.index],
+                              "value": pd.Series(list(values.values), dtype=object)}))
+
+
+SECONDS_COLUMNS = ("train_seconds", "seconds")
 
 
 def show(table: pd.DataFrame, digits: int = 4):
     """A table as a reader sees it: no index column, whole titles (never cut), scores to ``digits``,
     counts (``epochs``…) as integers, seconds to one decimal, and "–" where there is no value (the
     ensemble's epochs, a score the data has no labels for)."""
+    if table.index.name is not None or not isinstance(table.index, pd.RangeIndex):
+        table = table.reset_index()  # a named index (run) is a column like the others
     formats = {c: (lambda v: _cell(v, 0)) if c in COUNT_COLUMNS else (lambda v: _cell(v, 1))
-               if c in SECONDS_COLUMNS else (lambda v: _cell(v, digits)) for c in table.columns}
+               if c in SECONDS_COLUMNS else (lambda v: _rate(v) if isinstance(v, float) else _cell(v, digits))
+               if c in RATE_COLUMNS else (lambda v: _cell(v, digits)) for c in table.columns}
     return (table.style.hide(axis="index").format(formats)
             .set_table_styles([{"selector": "td, th", "props": "text-align: right; padding: 2px 8px"},
                                {"selector": "td.col1, th.col1", "props": "text-align: left"}]))
