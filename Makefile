@@ -110,8 +110,8 @@ submit: $(STAMP) ## Send outputs/full/submission.csv to Kaggle (refuses demo, st
 bench: $(STAMP) ## Throughput of each model: real pipeline against the GPU-resident ceiling
 	$(PY) benchmarks/throughput.py
 
-clean: ## Remove generated outputs (never data/)
-	test ! -d $(OUTPUTS) || find $(OUTPUTS) -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+clean: ## Remove what the study wrote in the outputs folder (never data/, never files it did not make)
+	@$(if $(wildcard $(PY)),$(PY),$(PYTHON_BASE)) -m simpsons_lib.pipeline clean
 
 # --- sweeps, status, comparisons, paired notebooks, tracking -----------------------------------------
 # GRID reaches the sweep through the environment (like IMAGES): values with spaces or quotes arrive as typed.
