@@ -24,6 +24,11 @@ PLAN        := $(OUT)/.plan/plan.mk
 PARAMS_ROOT ?= params
 export SIMPSONS_PARAMS_DIR := $(abspath $(PARAMS_ROOT))
 PIPELINE    := $(PY) -m simpsons_lib.pipeline
+# What a user types (PROFILE, RUN, A, B, SWEEP, TTA, DEMO_SCALE, TB_ARGS, LAB_ARGS, the folders) reaches a
+# recipe's shell only quoted: $(call q,NAME) is NAME's value as one shell word, in single quotes with each '
+# written as '\'' (nothing in it is run: not ;, $$(...) nor backticks); $(call qw,NAME) quotes each word.
+q  = '$(subst ','\'',$($(1)))'
+qw = $(foreach w,$($(1)),'$(subst ','\'',$(w))')
 
 .PHONY: help setup test test-fast lab data demo-data demo all pipeline study predict submit clean bench FORCE \
 	sweep status compare pair pair-from-py tracking-ui
@@ -57,15 +62,15 @@ test-fast: $(STAMP) $(TRACKING_STAMP) ## The quick tests (no end-to-end pipeline
 # As root (containers), Jupyter needs --allow-root; LAB_ARGS adds any other option (e.g. --no-browser).
 LAB_ARGS ?=
 lab: $(STAMP) ## JupyterLab at the repository root (notebooks/, outputs/) with the project kernel (LAB_ARGS=...)
-	$(PY) -m jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+	$(PY) -m jupyter lab --notebook-dir=. $(if $(filter 0,$(shell id -u)),--allow-root) $(call qw,LAB_ARGS)
 
 data: ## Download the Kaggle data into data/kaggle (needs your Kaggle credentials)
-	$(PYTHON_BASE) -m simpsons_lib.pipeline.kaggle --check-credentials --out $(DATA)/kaggle
+	$(PYTHON_BASE) -m simpsons_lib.pipeline.kaggle --check-credentials --out $(call q,DATA)/kaggle
 	$(MAKE) --no-print-directory $(STAMP)
-	$(PY) -m simpsons_lib.pipeline.kaggle --out $(DATA)/kaggle
+	$(PY) -m simpsons_lib.pipeline.kaggle --out $(call q,DATA)/kaggle
 
 demo-data: $(STAMP) ## Generate the drawn demo data the profile reads (PROFILE=demo; DEMO_SCALE=1.0 for full size)
-	$(PIPELINE) demo-data --profile $(if $(filter full,$(PROFILE)),demo,$(PROFILE)) $(if $(DEMO_SCALE),--scale $(DEMO_SCALE))
+	$(PIPELINE) demo-data --profile $(if $(filter full,$(PROFILE)),demo,$(call q,PROFILE)) $(if $(DEMO_SCALE),--scale $(call q,DEMO_SCALE))
 
 demo: ## Set up and run the whole study on the demo data (CPU is enough): outputs/demo/reports/index.html
 	$(MAKE) --no-print-directory $(STAMP)
@@ -73,12 +78,12 @@ demo: ## Set up and run the whole study on the demo data (CPU is enough): output
 	$(MAKE) --no-print-directory pipeline PROFILE=demo
 
 all: ## Run the whole study on the Kaggle data (profile full; a GPU is advised)
-	@test -d $(DATA)/kaggle || grep -qs '^data_dir:' $(PARAMS_ROOT)/full/_common.yaml || { echo "error: no Kaggle data in $(DATA)/kaggle: run \`make data\` first (or \`make demo\` for the drawn demo data)" >&2; exit 2; }
+	@test -d $(call q,DATA)/kaggle || grep -qs '^data_dir:' "$$SIMPSONS_PARAMS_DIR/full/_common.yaml" || { echo "error: no Kaggle data in "$(call q,DATA)"/kaggle: run \`make data\` first (or \`make demo\` for the drawn demo data)" >&2; exit 2; }
 	$(MAKE) --no-print-directory pipeline PROFILE=full
 
 pipeline: $(STAMP) ## Run the notebooks of PROFILE (full, demo, smoke, or your own) and render the reports
-	$(PIPELINE) locked --plan --profile $(PROFILE) -- $(MAKE) --no-print-directory study PROFILE=$(PROFILE)
-	@echo "Reports: $(OUT)/reports/index.html"
+	$(PIPELINE) locked --plan --profile $(call q,PROFILE) -- $(MAKE) --no-print-directory study PROFILE=$(call q,PROFILE)
+	@echo "Reports: "$(call q,OUT)"/reports/index.html"
 
 # `study` runs inside the profile's lock, after the plan (the preflight: every run validated, the data
 # found), which rewrites a run's key file only when the run's inputs changed, and writes $(PLAN).
@@ -89,11 +94,11 @@ endif
 study: $(OUT)/reports/index.html
 
 $(NB)/%.ipynb: $(OUT)/.plan/%.key | $(STAMP)
-	$(PIPELINE) run --profile $(PROFILE) --run $*
+	$(PIPELINE) run --profile $(call q,PROFILE) --run $(call q,*)
 
 $(OUT)/reports/index.html: $(foreach r,$(RUNS),$(NB)/$(r).ipynb) simpsons_lib/reporting/index_page.py \
 		$(wildcard simpsons_lib/reporting/templates/*) | $(STAMP)
-	$(PIPELINE) index --profile $(PROFILE)
+	$(PIPELINE) index --profile $(call q,PROFILE)
 
 IMAGES ?=
 RUN    ?= best
@@ -102,10 +107,10 @@ RUN    ?= best
 export IMAGES
 predict: $(STAMP) ## Predict IMAGES="a.jpg folder/" with a run's model (PROFILE: the one with results; RUN=best; TTA=--tta)
 	@test -n "$$IMAGES" || { echo "usage: make predict IMAGES='a.jpg folder/' [PROFILE=demo] [RUN=best] [TTA=--tta]" >&2; exit 2; }
-	$(PY) -m simpsons_lib.inference.predict $(if $(filter file,$(origin PROFILE)),,--profile '$(PROFILE)') --run '$(RUN)' --paths-from-env IMAGES $(TTA)
+	$(PY) -m simpsons_lib.inference.predict $(if $(filter file,$(origin PROFILE)),,--profile $(call q,PROFILE)) --run $(call q,RUN) --paths-from-env IMAGES $(call qw,TTA)
 
 submit: $(STAMP) ## Send outputs/full/submission.csv to Kaggle (refuses demo, stale or invalid files)
-	$(PY) -m simpsons_lib.pipeline.kaggle submit --profile $(PROFILE)
+	$(PY) -m simpsons_lib.pipeline.kaggle submit --profile $(call q,PROFILE)
 
 bench: $(STAMP) ## Throughput of each model: real pipeline against the GPU-resident ceiling
 	$(PY) benchmarks/throughput.py
@@ -119,17 +124,17 @@ GRID  ?=
 SWEEP ?=
 export GRID
 sweep: $(STAMP) ## One run over a grid (RUN=mid_cnn GRID="lr=1e-3,3e-4 epochs=6,12") or a sweep file (SWEEP=name)
-	$(PIPELINE) sweep --profile '$(PROFILE)' $(if $(filter file,$(origin RUN)),,--run '$(RUN)') \
-		$(if $(SWEEP),--file '$(SWEEP)') $(if $(GRID),--grid-from-env GRID)
+	$(PIPELINE) sweep --profile $(call q,PROFILE) $(if $(filter file,$(origin RUN)),,--run $(call q,RUN)) \
+		$(if $(SWEEP),--file $(call q,SWEEP)) $(if $(GRID),--grid-from-env GRID)
 
 status: $(STAMP) ## Each run of PROFILE: current, will re-run (and why), or failed; runs nothing
-	@$(PIPELINE) status --profile '$(PROFILE)'
+	@$(PIPELINE) status --profile $(call q,PROFILE)
 
 A ?=
 B ?=
 compare: $(STAMP) ## Parameter diff and metric deltas of two runs: make compare A=mid_cnn B=mid_cnn-3fa9c2 PROFILE=demo
-	@test -n "$(A)" -a -n "$(B)" || { echo "usage: make compare A=<run> B=<run> [PROFILE=demo]" >&2; exit 2; }
-	@$(PIPELINE) compare '$(A)' '$(B)' --profile '$(PROFILE)'
+	@test -n $(call q,A) -a -n $(call q,B) || { echo "usage: make compare A=<run> B=<run> [PROFILE=demo]" >&2; exit 2; }
+	@$(PIPELINE) compare $(call q,A) $(call q,B) --profile $(call q,PROFILE)
 
 pair: $(STAMP) ## Write each notebook's paired percent-format .py from its .ipynb (idempotent)
 	$(PY) -m simpsons_lib.pipeline.pairing write
@@ -138,4 +143,4 @@ pair-from-py: $(STAMP) ## Update each .ipynb from its edited .py (cells and sour
 	$(PY) -m simpsons_lib.pipeline.pairing update
 
 tracking-ui: $(STAMP) ## TensorBoard on PROFILE's local tracking store (outputs/<profile>/tracking; pip install -e '.[tracking]')
-	$(PY) -m tensorboard.main --logdir '$(OUT)/tracking' $(TB_ARGS)
+	$(PY) -m tensorboard.main --logdir $(call q,OUT)/tracking $(call qw,TB_ARGS)

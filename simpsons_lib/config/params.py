@@ -359,7 +359,9 @@ def shown(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
     """``repr(value)`` for an error message, cut to ``limit`` characters (a value can be megabytes)."""
     import reprlib
 
-    short = reprlib.Repr(maxlevel=4, maxdict=8, maxlist=8, maxtuple=8, maxset=8, maxstring=limit, maxother=limit)
+    short = reprlib.Repr()
+    short.maxlevel, short.maxdict, short.maxlist, short.maxtuple, short.maxset = 4, 8, 8, 8, 8
+    short.maxstring = short.maxother = short.maxlong = limit
     text = short.repr(value)
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
