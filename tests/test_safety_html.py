@@ -45,8 +45,8 @@ def test_a_run_page_and_the_index_escape_the_title(tmp_path, monkeypatch, torch_
     """A real run (simple_cnn of the smoke profile) whose title and the study's title are markup."""
     shutil.copytree(REPO / "params" / "smoke", tmp_path / "params" / "smoke")
     monkeypatch.setenv("SIMPSONS_PARAMS_DIR", str(tmp_path / "params"))
-    with open(tmp_path / "params" / "smoke" / "simple_cnn.yaml", "a") as f:
-        f.write(f"title: '{PAYLOAD}'\n")
+    run_file = tmp_path / "params" / "smoke" / "simple_cnn.yaml"
+    run_file.write_text(run_file.read_text().replace("title: SimpleCnn", f"title: '{PAYLOAD}'"))
     with open(tmp_path / "params" / "smoke" / "_common.yaml", "a") as f:
         f.write(f"study_title: '{PAYLOAD}'\n")
     assert params.resolve("smoke", "simple_cnn")["title"] == PAYLOAD
