@@ -16,6 +16,14 @@ endif
 DATA        := $(or $(SIMPSONS_DATA_DIR),data)
 
 PROFILE     ?= full
+# A profile is a plain name (letters, digits, _ and -): it names folders and make's targets.
+empty       :=
+PLAIN_CHARS := a b c d e f g h i j k l m n o p q r s t u v w x y z A B C D E F G H I J K L M N O P Q R S T U V W X Y Z \
+	0 1 2 3 4 5 6 7 8 9 _ -
+not_plain    = $(if $(2),$(call not_plain,$(subst $(firstword $(2)),$(empty),$(1)),$(wordlist 2,99,$(2))),$(1))
+ifneq ($(call not_plain,$(subst $(empty) $(empty),=,$(value PROFILE)),$(PLAIN_CHARS)),)
+$(error PROFILE must be a plain name (letters, digits, _ and -), the name of a folder in params/)
+endif
 OUTPUTS     := $(or $(SIMPSONS_OUTPUTS_DIR),outputs)
 OUT         := $(OUTPUTS)/$(PROFILE)
 NB          := $(OUT)/notebooks
