@@ -80,7 +80,7 @@ m={'title':'<script>alert(1)</script>','micro_f1':.5,'macro_f1':.5,'accuracy':.5
 print('unescaped <script> on the page:', tables.show(tables.metrics_table({'r':m})).to_html().count('<script>'))"
 bomb() { echo "  - &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"; for i in $(seq 1 $(($1 - 1))); do
   echo "  - &a$i [$(printf "*a$((i - 1)), %.0s" 1 2 3 4 5 6 7 8)*a$((i - 1))]"; done; }
-mkdir -p $W/params/smoke/sweeps; { echo "run: simple_cnn"; echo "grid:"; echo "  lr:"; bomb 8; } > $W/params/smoke/sweeps/bomb.yaml
+mkdir -p $W/params/smoke/sweeps; { echo "run: simple_cnn"; echo "grid:"; echo "  lr:"; echo "  -"; bomb 8 | sed 's/^/  /'; } > $W/params/smoke/sweeps/bomb.yaml
 out=$( (ulimit -v 3000000; timeout 120 $PY -m simpsons_lib.pipeline sweep --profile smoke --file bomb) 2>&1); rc=$?
 echo "4 sweep file, 8 levels of 9 aliases | rc $rc | output $(echo "$out" | wc -c) bytes | $(echo "$out" | tail -1 | cut -c1-200)"
 cp -r $W/params/smoke $W/params/lol; rm -r $W/params/lol/sweeps; { echo "lr:"; bomb 7; } >> $W/params/lol/simple_cnn.yaml
