@@ -36,6 +36,29 @@ def describe_os_error(exc: OSError, path: str | os.PathLike | None = None) -> st
     return f"{where}: {cause}" if where is not None else cause
 
 
+def sha1_file(path: str | os.PathLike) -> str:
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def product_change(path: str | os.PathLike, recorded: dict) -> str | None:
+    """How ``path`` differs from what a run's manifest recorded of it (``size``, ``mtime_ns``, ``sha1``):
+    ``"is missing"``, ``"changed since the run wrote it"`` (its size, or its SHA-1 when its time
+    changed), or None when it is the file the run wrote."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "is missing"
+    if st.st_size != recorded["size"] or (st.st_mtime_ns != recorded["mtime_ns"] and sha1_file(path) != recorded["sha1"]):
+        return "changed since the run wrote it"
+    return None
+
+
 def write_text(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

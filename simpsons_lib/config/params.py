@@ -260,31 +260,31 @@ def defaults(kind: str) -> dict:
 
 def _schema(kind: str) -> dict[str, Spec]:
     if kind not in SCHEMAS:
-        raise ParameterError(f"unknown notebook kind {kind!r}; known: {', '.join(SCHEMAS)}")
+        raise ParameterError(f"unknown notebook kind {shown(kind)}; known: {', '.join(SCHEMAS)}")
     return SCHEMAS[kind]
 
 
 def _unknown(key: str, known, where: str) -> ParameterError:
     close = difflib.get_close_matches(key, known, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return ParameterError(f"{where}unknown parameter {key!r}{hint}")
+    hint = f" (did you mean {shown(close[0])}?)" if close else ""
+    return ParameterError(f"{where}unknown parameter {shown(key)}{hint}")
 
 
 def check_value(key: str, spec: Spec, value: Any) -> None:
     if value is None:
         if not spec.nullable:
-            raise ParameterError(f"parameter {key!r}: must not be null ({spec.help})")
+            raise ParameterError(f"parameter {shown(key)}: must not be null ({spec.help})")
         return
     ok = isinstance(value, spec.types) and not (isinstance(value, bool) and bool not in spec.types)
     if not ok:
         want = " or ".join(t.__name__ for t in spec.types)
-        raise ParameterError(f"parameter {key!r}: expected {want}, got {type(value).__name__} {value!r} ({spec.help})")
+        raise ParameterError(f"parameter {shown(key)}: expected {want}, got {type(value).__name__} {shown(value)} ({spec.help})")
     if isinstance(value, float) and not math.isfinite(value):
-        raise ParameterError(f"parameter {key!r}: must be a finite number, got {value!r} ({spec.help})")
+        raise ParameterError(f"parameter {shown(key)}: must be a finite number, got {shown(value)} ({spec.help})")
     if spec.check is not None:
         problem = spec.check(value)
         if problem:
-            raise ParameterError(f"parameter {key!r}: {problem}, got {value!r}")
+            raise ParameterError(f"parameter {shown(key)}: {problem}, got {shown(value)}")
 
 
 def min_input_size(arch: str) -> int:
@@ -323,7 +323,7 @@ def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
         except ParameterError as exc:
             raise ParameterError(f"{where}{exc}") from None
     if kind == "report" and values["submission_run"] not in [*values["runs"], "best", "ensemble"]:
-        raise ParameterError(f"{where}parameter 'submission_run': {values['submission_run']!r} is not one of the "
+        raise ParameterError(f"{where}parameter 'submission_run': {shown(values['submission_run'])} is not one of the "
                              f"report's runs {values['runs']}, 'best' or 'ensemble'")
     if kind == "report" and values["submission_run"] == "ensemble" and not values["ensemble"]:
         raise ParameterError(f"{where}parameter 'submission_run': 'ensemble' needs the runs of the ensemble "
@@ -339,7 +339,7 @@ def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
                                  f"({values['epochs']}), got {values['warmup_epochs']}")
         if values["lr_decay"] != 1.0 and values["arch"] != "transfer":
             raise ParameterError(f"{where}parameter 'lr_decay': applies to arch transfer only (the backbone's "
-                                 f"stages), not {values['arch']!r}")
+                                 f"stages), not {shown(values['arch'])}")
         if values["ema_decay"] >= 1:
             raise ParameterError(f"{where}parameter 'ema_decay': must be below 1 (1 would never move), got "
                                  f"{values['ema_decay']}")
@@ -356,8 +356,39 @@ class _DuplicateKey(Exception):
         self.key, self.first, self.second = key, first, second
 
 
+class AliasError(ParameterError):
+    """A YAML alias (``*name``) in a parameter value: refused."""
+
+
+class _AliasRefused(yaml.YAMLError):
+    def __init__(self, anchor: str, line: int):
+        super().__init__(anchor, line)
+        self.anchor, self.line = anchor, line
+
+
+SHOWN_CHARACTERS = 200  # the most of a value an error message quotes
+
+
+def shown(value: Any, limit: int = SHOWN_CHARACTERS) -> str:
+    """``repr(value)`` for an error message, cut to ``limit`` characters (a value can be megabytes)."""
+    import reprlib
+
+    short = reprlib.Repr()
+    short.maxlevel, short.maxdict, short.maxlist, short.maxtuple, short.maxset = 4, 8, 8, 8, 8
+    short.maxstring = short.maxother = short.maxlong = limit
+    text = short.repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a mapping that gives one key twice (PyYAML keeps the last silently)."""
+    """YAML's safe loader, refusing a mapping that gives one key twice (PyYAML keeps the last silently)
+    and any alias (``*name``): a parameter needs none, and nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasRefused(event.anchor, event.start_mark.line + 1)
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node, deep=False):
         seen: dict = {}
@@ -373,16 +404,26 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_yaml(path: str | Path) -> dict:
-    """A parameter file's mapping (safe YAML; a key given twice is refused, naming both lines)."""
-    path = Path(path)
+def parse_yaml(text: str, where: str = "") -> Any:
+    """``text`` as safe YAML without aliases (``load_yaml``); a refusal is a ``ParameterError`` starting
+    with ``where``, one line, that quotes no more than ``SHOWN_CHARACTERS`` of the text."""
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except _DuplicateKey as dup:
-        raise ParameterError(f"{path}: key {dup.key!r} is given twice (lines {dup.first} and {dup.second}); "
+        raise ParameterError(f"{where}key {shown(dup.key)} is given twice (lines {dup.first} and {dup.second}); "
                              "keep one") from None
+    except _AliasRefused as alias:
+        raise AliasError(f"{where}line {alias.line}: alias *{alias.anchor[:40]} refused: write the value out "
+                             "(aliases can expand a few lines into gigabytes)") from None
     except yaml.YAMLError as exc:
-        raise ParameterError(f"{path}: not valid YAML: {exc}") from exc
+        raise ParameterError(f"{where}not valid YAML: {' '.join(str(exc).split())[:SHOWN_CHARACTERS]}") from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    """A parameter file's mapping (safe YAML; a key given twice is refused, naming both lines; aliases
+    are refused)."""
+    path = Path(path)
+    data = parse_yaml(path.read_text(encoding="utf-8"), f"{path}: ") or {}
     if not isinstance(data, dict):
         raise ParameterError(f"{path}: must hold a mapping of parameter names to values")
     return data
@@ -400,7 +441,7 @@ def check_profile_name(profile: str) -> str:
     """``profile`` when it is a plain name (letters, digits, ``_`` and ``-``): it names a folder under
     ``params/`` and one under ``outputs/``, so a path (``../x``) is refused before anything is written."""
     if not isinstance(profile, str) or not profile or _plain_name(profile):
-        raise ParameterError(f"profile {profile!r}: must be a plain name (letters, digits, _ and -), the name of a "
+        raise ParameterError(f"profile {shown(profile)}: must be a plain name (letters, digits, _ and -), the name of a "
                              f"folder in {paths.params_dir()}")
     return profile
 
@@ -411,10 +452,10 @@ def profile_runs(profile: str) -> list[str]:
     folder = paths.params_dir() / check_profile_name(profile)
     if not folder.is_dir():
         known = sorted(p.name for p in paths.params_dir().iterdir() if p.is_dir()) if paths.params_dir().is_dir() else []
-        raise ParameterError(f"no profile {profile!r}: {folder} does not exist (profiles: {', '.join(known)})")
+        raise ParameterError(f"no profile {shown(profile)}: {folder} does not exist (profiles: {', '.join(known)})")
     runs = [p.stem for p in folder.glob("*.yaml") if p.name != COMMON_FILE]
     if not runs:
-        raise ParameterError(f"profile {profile!r} has no runs: {folder} holds no run file (<run>.yaml naming its "
+        raise ParameterError(f"profile {shown(profile)} has no runs: {folder} holds no run file (<run>.yaml naming its "
                              "notebook)")
     return sorted(runs, key=lambda r: (run_notebook(profile, r).name, r))
 
@@ -424,13 +465,13 @@ def run_notebook(profile: str, run: str) -> Path:
     path = paths.params_dir() / profile / f"{run}.yaml"
     if not path.is_file():
         runs = ", ".join(p.stem for p in sorted(path.parent.glob("*.yaml")) if p.name != COMMON_FILE)
-        raise ParameterError(f"{path}: no such run file (runs of profile {profile!r}: {runs or 'none'})")
+        raise ParameterError(f"{path}: no such run file (runs of profile {shown(profile)}: {runs or 'none'})")
     name = load_yaml(path).get("notebook")
     if not name:
         raise ParameterError(f"{path}: a run file must name its notebook (e.g. 'notebook: 01_simple_cnn')")
     notebook = paths.NOTEBOOKS_DIR / (name if str(name).endswith(".ipynb") else f"{name}.ipynb")
     if not notebook.is_file():
-        raise ParameterError(f"{path}: notebook {name!r} does not exist ({notebook})")
+        raise ParameterError(f"{path}: notebook {shown(name)} does not exist ({notebook})")
     return notebook
 
 
@@ -486,9 +527,9 @@ def resolve(profile: str, run: str, overrides: Mapping[str, Any] | None = None) 
     ``overrides`` on top. Overrides that change a value name the run ``<run>-<hash>`` (printed in one line)."""
     for key, value in (("profile", profile), ("run", run)):
         if not isinstance(value, str) or _plain_name(value):
-            raise ParameterError(f"parameter {key!r}: must be a plain name, got {value!r}")
+            raise ParameterError(f"parameter {shown(key)}: must be a plain name, got {shown(value)}")
     if run in RESERVED_RUN_NAMES:
-        raise ParameterError(f"{paths.params_dir() / profile / (run + '.yaml')}: {run!r} names a file the report "
+        raise ParameterError(f"{paths.params_dir() / profile / (run + '.yaml')}: {shown(run)} names a file the report "
                              f"writes; choose another run name (reserved: {', '.join(RESERVED_RUN_NAMES)})")
     notebook = run_notebook(profile, run)
     kind = notebook_kind(notebook)
@@ -601,7 +642,7 @@ def check_split_runs(p: Mapping[str, Any], resolved: Mapping[str, Mapping[str, A
     for run in p.get("split_runs") or []:
         values = {r: training_values(resolved[r]) for r in dict.fromkeys([*p["runs"], run]) if r in resolved}
         if run in values and split_partner(run, values) is None:
-            raise ParameterError(f"{where}parameter 'split_runs': run {run!r} ({values[run]['split']} split) differs "
+            raise ParameterError(f"{where}parameter 'split_runs': run {shown(run)} ({values[run]['split']} split) differs "
                                  f"in more than its split from every run of runs ({', '.join(p['runs'])}); give it "
                                  "the same parameters as one of them but split")
 

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from ..config.choices import TTA_MODES
-from ..config.files import describe_os_error, read_json, write_csv
+from ..config.files import describe_os_error, product_change, read_json, write_csv
 from ..config.params import ParameterError, check_profile_name
 from ..config.paths import StudyPaths, outputs_dir
 from ..data import parallel
@@ -74,9 +74,23 @@ def ensemble(prob_arrays: Sequence[np.ndarray], weights: Sequence[float] | None 
 
 # --- predicting files -----------------------------------------------------------------------------
 
+def shown_path(path: str | Path) -> str:
+    """A path as text that any terminal and CSV take: bytes that are not UTF-8 as ``\\xff``."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _unencodable(path: Path) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def image_files(paths_: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Path, str]]]:
     """Files given, plus every image file (``data.IMAGE_SUFFIXES``) under the folders given,
-    recursively, in natural order; and the paths that do not exist, with the reason."""
+    recursively, in natural order; and the paths that do not exist or whose names are not UTF-8 (no
+    CSV can hold them), with the reason."""
     files, missing = [], []
     for p in map(Path, paths_):
         if p.is_dir():
@@ -87,7 +101,9 @@ def image_files(paths_: Iterable[str | Path]) -> tuple[list[Path], list[tuple[Pa
             files.append(p)
         else:
             missing.append((p, "no such file or folder"))
-    return files, missing
+    bad_names = [p for p in files if _unencodable(p)]
+    missing += [(p, "its name is not valid UTF-8; rename it") for p in bad_names]
+    return [p for p in files if p not in bad_names] if bad_names else files, missing
 
 
 def _decode_chunk(paths_: list[Path], size: int) -> tuple[list[int], torch.Tensor | None, list[tuple[Path, str]]]:
@@ -124,7 +140,7 @@ def predict_files(model: torch.nn.Module, info: dict, paths_: Iterable[str | Pat
 
     probs, kept, _ = predict(model, batches(), device, amp, tta=tta, progress=progress)
     for p, reason in bad:
-        log.warning("Skipping %s: %s", p, reason)
+        log.warning("Skipping %s: %s", shown_path(p), reason)
     frame = pd.DataFrame({"path": [str(p) for p in kept]})
     if kept:
         top_p, top_i = torch.from_numpy(probs).topk(k, dim=1)
@@ -175,6 +191,24 @@ def run_model_path(profile: str, run: str) -> Path:
         raise FileNotFoundError(f"run 'best': no run of profile {profile!r} has both {study.metrics}/<run>.json "
                                 f"with a micro_f1 and models/<run>/model.pt")
     return max(scores, key=scores.get)  # the first of equals, in name order
+
+
+def check_model_is_the_runs(profile: str, model_path: Path) -> None:
+    """Refuse (``FileNotFoundError`` with the reason) a run's ``model.pt`` that its manifest records as
+    another file: changed since the run wrote it (the check ``make status`` makes). A model no manifest
+    records (a run that has not finished) passes."""
+    study = StudyPaths(profile)
+    rp = study.run(model_path.parent.name)
+    try:
+        recorded = read_json(rp.manifest).get("products") or {}
+    except (OSError, ValueError):
+        return
+    want = recorded.get(str(rp.model_file.relative_to(study.dir)))
+    change = product_change(model_path, want) if isinstance(want, dict) else None
+    if change:
+        raise FileNotFoundError(f"{model_path} {change} (its manifest {rp.manifest} records another file), so it "
+                                f"may not be run {rp.run!r}'s model: run the study again (`make pipeline "
+                                f"PROFILE={profile}`), or, to use this file anyway, name it: --model {model_path}")
 
 
 def profile_with_results(run: str) -> str:
@@ -296,6 +330,7 @@ def main(argv: list[str] | None = None) -> None:
             if not args.profile:
                 print(f"profile {profile} (the one with results; PROFILE=... or --profile chooses)", file=sys.stderr)
             model_path = run_model_path(profile, args.run)
+            check_model_is_the_runs(profile, model_path)
             out = Path(args.out) if args.out else StudyPaths(profile).dir / "predictions.csv"
         _check_writable(out)
         device = select_device(args.device)
@@ -308,6 +343,10 @@ def main(argv: list[str] | None = None) -> None:
     frame, bad = predict_files(model, info, paths_, top_k=args.top_k, tta=args.tta_mode or args.tta,
                                batch_size=args.batch_size, amp=device.type == "cuda", progress=False)
     seconds = time.perf_counter() - t0
+    if frame.empty:  # nothing predicted: an error, and the previous predictions stay as they were
+        reasons = "; ".join(f"{shown_path(p)}: {reason}" for p, reason in bad[:3]) + ("; …" if len(bad) > 3 else "")
+        raise SystemExit(f"error: no image predicted ({len(bad)} skipped{': ' + reasons if bad else ''}); "
+                         f"{out} is left as it was")
     try:
         write_csv(out, frame)
     except OSError as exc:
@@ -315,8 +354,6 @@ def main(argv: list[str] | None = None) -> None:
     print(format_table(frame))  # the skipped files were logged (on stderr) as warnings
     print(f"{len(frame)} image(s) predicted with {model_path} (run {info['run']}, tta {tta_mode(args.tta_mode or args.tta)}) "
           f"on {device} in {seconds:.1f} s, {len(bad)} skipped -> {out}")
-    if bad and frame.empty:
-        raise SystemExit(1)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,17 @@
 """``python -m simpsons_lib.pipeline``: see ``pipeline.runner``; ``sweep``, ``status`` and ``compare`` are
-``pipeline.commands``. ``--help`` (or no command) lists every command of both."""
+``pipeline.commands``; ``clean`` is ``pipeline.clean``. ``--help`` (or no command) lists every command."""
 
 import argparse
 import sys
 
-from . import commands, runner
+if sys.argv[1:2] == ["clean"]:  # before the other commands' imports: clean works without the study's packages
+    from .clean import main
+    main()
+    sys.exit(0)
+
+from . import commands, runner  # noqa: E402
+
+CLEAN = (("clean", "remove what the study wrote under the outputs folder (never data, nor files it did not make)"),)
 
 
 def usage() -> argparse.ArgumentParser:
@@ -13,7 +20,7 @@ def usage() -> argparse.ArgumentParser:
                                      description="The study's pipeline: `python -m simpsons_lib.pipeline "
                                                  "<command> --help` gives a command's options.")
     sub = parser.add_subparsers(dest="cmd", required=True, metavar="command")
-    for name, text in runner.COMMANDS + commands.COMMANDS:
+    for name, text in runner.COMMANDS + commands.COMMANDS + CLEAN:
         sub.add_parser(name, help=text)
     return parser
 

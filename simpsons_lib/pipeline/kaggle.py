@@ -63,24 +63,112 @@ def has_token(env: dict | None = None, home: Path | None = None) -> bool:
     return any((folder / name).is_file() for folder in folders for name in CREDENTIAL_FILES)
 
 
-def unpack(zip_path: str | os.PathLike, out_dir: str | os.PathLike) -> DatasetLayout:
-    """Extract ``zip_path`` into ``out_dir`` (zip-slip safe) and return the detected layout."""
+class UnpackError(ValueError):
+    """A zip that is not unpacked; the message is one line naming the zip and the reason."""
+
+
+# The real zip is about 0.5 GB of JPEGs (they hardly compress). A zip that would unpack to more than
+# MAX_UNPACKED_BYTES (SIMPSONS_UNZIP_MAX_BYTES overrides), hold more than MAX_ENTRIES files, or inflate a
+# member of over a MiB more than MAX_RATIO times (a zip bomb of zeros: 1000 times) is refused before
+# anything is written.
+MAX_UNPACKED_BYTES = 4 * 2**30
+MAX_ENTRIES = 200_000
+MAX_RATIO = 100
+
+
+def _limit(max_bytes: int | None) -> int:
+    if max_bytes is not None:
+        return max_bytes
+    text = os.environ.get("SIMPSONS_UNZIP_MAX_BYTES", "")
+    try:
+        return int(float(text)) if text else MAX_UNPACKED_BYTES
+    except ValueError:
+        raise UnpackError(f"SIMPSONS_UNZIP_MAX_BYTES must be a number of bytes, got {text[:40]!r}") from None
+
+
+def _check_members(zip_path: Path, archive: zipfile.ZipFile, root: Path, max_bytes: int) -> None:
+    members = archive.infolist()
+    if len(members) > MAX_ENTRIES:
+        raise UnpackError(f"{zip_path}: {len(members):,} members, more than the {MAX_ENTRIES:,} allowed; not unpacked")
+    total = sum(m.file_size for m in members)
+    if total > max_bytes:
+        raise UnpackError(f"{zip_path}: would unpack to {total / 2**20:,.0f} MiB, more than the {max_bytes / 2**20:,.0f} "
+                          "MiB allowed (SIMPSONS_UNZIP_MAX_BYTES raises it); not unpacked")
+    for member in members:
+        target = (root / member.filename).resolve()
+        if not target.is_relative_to(root):
+            raise UnpackError(f"{zip_path}: member {member.filename[:200]!r} would be written outside {root}; "
+                              "not unpacked")
+        if member.file_size > 2**20 and member.file_size > MAX_RATIO * max(member.compress_size, 1):
+            raise UnpackError(f"{zip_path}: member {member.filename[:200]!r} inflates {member.compress_size:,} bytes "
+                              f"to {member.file_size:,} (more than {MAX_RATIO} times: a zip bomb?); not unpacked")
+
+
+def _extract(archive: zipfile.ZipFile, root: Path, max_bytes: int) -> None:
+    """Every member under ``root``, counting the bytes written (a member larger than it says fails its CRC)."""
+    written = 0
+    for member in archive.infolist():
+        target = root / member.filename
+        if member.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with archive.open(member) as src, open(target, "wb") as dst:
+            for block in iter(lambda: src.read(1 << 20), b""):
+                written += len(block)
+                if written > max_bytes:
+                    raise UnpackError(f"unpacked more than the {max_bytes / 2**20:,.0f} MiB allowed")
+                dst.write(block)
+
+
+def unpack(zip_path: str | os.PathLike, out_dir: str | os.PathLike, max_bytes: int | None = None) -> DatasetLayout:
+    """Extract ``zip_path`` into ``out_dir`` and return the detected layout.
+
+    Refused (``UnpackError``, one line) before anything is written: a member that would land outside
+    ``out_dir`` (zip-slip), more than ``max_bytes`` unpacked (``MAX_UNPACKED_BYTES``), too many members,
+    a member that inflates more than ``MAX_RATIO`` times. The zip is unpacked into a temporary folder
+    beside the data, checked (a CRC error, no training classes, no test images: refused, the folder
+    removed), and only then are its top-level entries renamed into ``out_dir``."""
+    import shutil
+    import tempfile
+
+    from ..data.layout import DatasetNotFoundError, find_layout
+
     zip_path, out_dir = Path(zip_path), Path(out_dir)
+    max_bytes = _limit(max_bytes)
     out_dir.mkdir(parents=True, exist_ok=True)
-    root = out_dir.resolve()
     try:
         archive = zipfile.ZipFile(zip_path)
-    except zipfile.BadZipFile as exc:
-        raise ValueError(f"{zip_path} is not a valid zip file ({exc}); delete it and run `make data` again") from exc
-    with archive:
-        for member in archive.infolist():
-            target = (root / member.filename).resolve()
-            if not target.is_relative_to(root):
-                raise ValueError(f"{zip_path}: member {member.filename!r} would be written outside {root}")
-        archive.extractall(root)
-    from ..data.layout import find_layout
-
-    return find_layout(root)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise UnpackError(f"{zip_path} is not a valid zip file ({exc}); delete it and run `make data` again") from None
+    partial = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=out_dir))
+    try:
+        with archive:
+            _check_members(zip_path, archive, partial.resolve(), max_bytes)
+            try:
+                _extract(archive, partial, max_bytes)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
+                raise UnpackError(f"{zip_path} is damaged ({exc}); delete it and run `make data` again") from None
+            except UnpackError as exc:
+                raise UnpackError(f"{zip_path}: {exc}; not unpacked") from None
+        try:
+            found = find_layout(partial)
+        except DatasetNotFoundError:
+            raise UnpackError(f"{zip_path} holds no training images in class folders (train/simpsons_dataset/"
+                              "<class>/...); not unpacked") from None
+        if found.test_dir is None:
+            raise UnpackError(f"{zip_path} holds no test images (testset/testset/*.jpg); not unpacked: the data "
+                              "would not be ready") from None
+        old = partial / ".replaced"
+        for entry in sorted(p for p in partial.iterdir() if p != old):
+            target = out_dir / entry.name
+            if target.exists() or target.is_symlink():
+                old.mkdir(exist_ok=True)
+                os.replace(target, old / entry.name)
+            os.replace(entry, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return find_layout(out_dir)
 
 
 def download(out_dir: str | os.PathLike | None = None, competition: str = COMPETITION) -> DatasetLayout:
@@ -244,11 +332,18 @@ def main(argv: list[str] | None = None) -> None:
         if not (Path(args.out) / f"{COMPETITION}.zip").exists() and not has_token():
             raise SystemExit(NO_TOKEN.format(out=args.out))
         return
-    if args.zip:
-        layout = unpack(args.zip, args.out)
-        print(f"Unpacked: train {layout.train_dir}, test {layout.test_dir}")
-    else:
-        download(args.out)
+    try:
+        if args.zip:
+            layout = unpack(args.zip, args.out)
+            print(f"Unpacked: train {layout.train_dir}, test {layout.test_dir}")
+        else:
+            download(args.out)
+    except UnpackError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    except OSError as exc:
+        from ..config.files import describe_os_error
+
+        raise SystemExit(f"error: {describe_os_error(exc)}") from None
 
 
 if __name__ == "__main__":

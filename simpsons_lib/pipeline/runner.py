@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -37,7 +36,7 @@ from pathlib import Path
 sys.modules.setdefault("rfc3987_syntax", None)
 
 from ..config import params, paths  # noqa: E402
-from ..config.files import describe_os_error, read_json, write_text  # noqa: E402
+from ..config.files import describe_os_error, product_change, read_json, sha1_file, write_text  # noqa: E402
 from ..config.params import ParameterError  # noqa: E402
 from . import demo as generator  # noqa: E402
 from ..data.layout import (DEMO_MARKER, DatasetNotFoundError, demo_scale_of, demo_version_of,  # noqa: E402
@@ -264,12 +263,7 @@ def plan(profile: str, announce: bool = False) -> dict[str, dict]:
     return keys
 
 
-def _sha1(path: Path) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+_sha1 = sha1_file
 
 
 def products(rp: paths.RunPaths, kind: str) -> dict[str, dict]:
@@ -295,14 +289,9 @@ def damaged_products(rp: paths.RunPaths) -> str | None:
     problems = [f"{p.relative_to(rp.profile_dir)} is missing" for p in (rp.report_html, rp.reader_html)
                 if not p.is_file()]
     for name, want in (recorded or {}).items():
-        f = rp.profile_dir / name
-        try:
-            st = f.stat()
-        except OSError:
-            problems.append(f"{name} is missing")
-            continue
-        if st.st_size != want["size"] or (st.st_mtime_ns != want["mtime_ns"] and _sha1(f) != want["sha1"]):
-            problems.append(f"{name} changed since the run wrote it")
+        change = product_change(rp.profile_dir / name, want)
+        if change:
+            problems.append(f"{name} {change}")
     return ", ".join(problems) or None
 
 

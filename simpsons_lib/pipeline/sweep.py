@@ -82,8 +82,10 @@ def parse_value(text: str) -> Any:
         except ValueError:
             pass
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
+        value = params.parse_yaml(text, "grid: ")  # an alias is refused, as in every parameter file
+    except params.AliasError:
+        raise
+    except ParameterError:
         return text
     return value if isinstance(value, (bool, list, dict)) or value is None else text
 
@@ -94,9 +96,9 @@ def parse_grid(text: str) -> dict[str, list]:
     for item in text.split():
         key, sep, values = item.partition("=")
         if not sep or not key or not values:
-            raise ParameterError(f"grid: {item!r} is not key=value[,value...] (e.g. lr=1e-3,3e-4)")
+            raise ParameterError(f"grid: {params.shown(item)} is not key=value[,value...] (e.g. lr=1e-3,3e-4)")
         if key in grid:
-            raise ParameterError(f"grid: {key!r} is given twice")
+            raise ParameterError(f"grid: {params.shown(key)} is given twice")
         grid[key] = [parse_value(v) for v in values.split(",") if v != ""]
     if not grid:
         raise ParameterError("grid: empty (e.g. GRID=\"lr=1e-3,3e-4 epochs=6,12\")")
@@ -111,7 +113,7 @@ def expand(grid: dict[str, list] | None, points: list[dict] | None = None) -> li
         out += [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
     for point in points or []:
         if not isinstance(point, dict):
-            raise ParameterError(f"points: each point must be a mapping of overrides, got {point!r}")
+            raise ParameterError(f"points: each point must be a mapping of overrides, got {params.shown(point)}")
         out.append(dict(point))
     unique: list[dict] = []
     for point in out:

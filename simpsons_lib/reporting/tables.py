@@ -102,7 +102,10 @@ def show(table: pd.DataFrame, digits: int = 4):
     formats = {c: (lambda v: _cell(v, 0)) if c in COUNT_COLUMNS else (lambda v: _cell(v, 1))
                if c in SECONDS_COLUMNS else (lambda v: _rate(v) if isinstance(v, float) else _cell(v, digits))
                if c in RATE_COLUMNS else (lambda v: _cell(v, digits)) for c in table.columns}
-    return (table.style.hide(axis="index").format(formats)
+    # Titles, run and class names are the user's text: escaped like every cell and heading (a Styler does
+    # not escape on its own)
+    return (table.style.hide(axis="index").format(formats, escape="html")
+            .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
             .set_table_styles([{"selector": "td, th", "props": "text-align: right; padding: 2px 8px"},
                                {"selector": "td.col1, th.col1", "props": "text-align: left"}]))
 
