@@ -43,10 +43,19 @@ def _is_profile(folder: Path) -> bool:
     return (folder / ".plan" / "plan.mk").is_file() or any((folder / "manifests").glob("*.json"))
 
 
+CONTENT_HASHES = re.compile(r"^\.?[0-9a-f]{16}\.json[^/]*$")  # data.layout.content_hashes' records (and temp files)
+
+
 def _is_cache(folder: Path) -> bool:
-    files = list(folder.rglob("*"))
-    return all(f.is_file() and not f.is_symlink() and f.parent == folder and CACHE_FILE.match(f.name)
-               for f in files)
+    def study_file(f: Path) -> bool:
+        if f.is_symlink():
+            return False
+        if f.is_dir():
+            return f == folder / "content_hashes"
+        if f.parent == folder / "content_hashes":
+            return bool(CONTENT_HASHES.match(f.name))
+        return f.parent == folder and bool(CACHE_FILE.match(f.name))
+    return all(study_file(f) for f in folder.rglob("*"))
 
 
 def protected() -> list[Path]:
