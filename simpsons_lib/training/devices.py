@@ -91,7 +91,7 @@ def amp_mode(setting, device: torch.device | str) -> str:
 
     - a CUDA GPU with native bf16 (``native_bf16``): ``bf16`` (fp32's range: no loss scaling);
     - an older CUDA GPU (a T4, 7.5): ``fp16``, with ``grad_scaler``'s loss scaling;
-    - the CPU: ``off`` (autocast there is slower than fp32 on most CPUs);
+    - the CPU: ``off`` (autocast seldom pays there without bf16 hardware; fp32 runs compare alike);
     - Apple MPS: ``off``. Across the torch versions the study supports (2.4 on), autocast on MPS is
       missing (before 2.5), fp16 has no gradient scaler there before 2.8, and bf16 needs macOS 14 and is
       emulated in fp32 on M1/M2; fp32 is the one choice that trains alike on every Mac.

@@ -220,7 +220,8 @@ def save_epoch(state: FitState, improved: bool, model: torch.nn.Module, optimize
                best_path: Path, last_path: Path, classes: list[str], meta: dict, fingerprint: str,
                ema: torch.nn.Module | None = None, scaler: torch.amp.GradScaler | None = None) -> None:
     """``best.pt`` when the epoch is the best; ``last.pt`` always: with the optimizer, scheduler, RNG and
-    (fp16) gradient scaler states while the run goes on, and once finished only the run's record (its weights are best.pt's).
+    (fp16) gradient scaler states while the run goes on, and once finished only the run's record (its
+    weights are best.pt's).
     The epochs' times go to ``timings.json`` beside them, so the checkpoints depend on nothing but the
     run's inputs: two identical runs give byte-identical files. With an EMA (``ema``), ``best.pt`` holds
     the averaged weights (those validated) and ``last.pt`` the trained ones with the average's state."""
