@@ -242,8 +242,9 @@ def test_an_overflowing_step_is_skipped_and_counted():
 def fp16_fit(tmp_path, monkeypatch, epochs=3, init_scale=2.0 ** 24, **kw):
     """A small CNN on 3 separable synthetic classes in fp16 on the CPU; the scaler starts at ``init_scale``
     (high: its first steps overflow and are skipped, and the scale it ends an epoch at matters to the next)."""
-    monkeypatch.setattr(train, "grad_scaler", lambda device, amp: torch.amp.GradScaler(device.type, init_scale=init_scale)
-                        if amp == "fp16" else None)
+    def high_scaler(device, amp):
+        return torch.amp.GradScaler(device.type, init_scale=init_scale) if amp == "fp16" else None
+    monkeypatch.setattr(train, "grad_scaler", high_scaler)
     devices.seed_everything(0)
     g = torch.Generator().manual_seed(0)
     labels = torch.arange(64) % 3
@@ -251,9 +252,10 @@ def fp16_fit(tmp_path, monkeypatch, epochs=3, init_scale=2.0 ** 24, **kw):
     model = tiny_model()
     optimizer = optim.build_optimizer(model, "adam", 0.01)
     scheduler = optim.build_scheduler(optimizer, "cosine", epochs)
-    loaders = [devices.make_loader(TensorDataset(images[i::2], labels[i::2]), 8, shuffle=i == 0, seed=0) for i in (0, 1)]
-    kw = {"resume": True, "checkpoint_dir": tmp_path / "models", "classes": CLASSES, "meta": {"lr": 0.01}, "amp": "fp16",
-          **kw}
+    loaders = [devices.make_loader(TensorDataset(images[i::2], labels[i::2]), 8, shuffle=i == 0, seed=0)
+               for i in (0, 1)]
+    kw = {"resume": True, "checkpoint_dir": tmp_path / "models", "classes": CLASSES, "meta": {"lr": 0.01},
+          "amp": "fp16", **kw}
     return train.fit(model, *loaders, epochs=epochs, optimizer=optimizer, scheduler=scheduler, **kw)
 
 
@@ -356,8 +358,8 @@ def test_evaluation_and_tta_use_the_runs_autocast(amp, dtype):
 
 def test_the_plot_counts_the_skipped_steps():
     from simpsons_lib.reporting import plots
-    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.0, 0.6], "train_accuracy": [0.5, 0.7],
-                            "val_micro_f1": [0.5, 0.6], "val_macro_f1": [0.4, 0.5]})
+    history = pd.DataFrame({"epoch": [1, 2], "train_loss": [1.0, 0.5], "val_loss": [1.0, 0.6],
+                            "train_accuracy": [0.5, 0.7], "val_micro_f1": [0.5, 0.6], "val_macro_f1": [0.4, 0.5]})
     assert plots.learning_curves(history).axes[0].get_title() == "Loss"
     fig = plots.learning_curves(history.assign(skipped_steps=[3, 1]))
     assert fig.axes[0].get_title() == "Loss (fp16: 4 steps skipped)"
