@@ -14,12 +14,13 @@
 # memory, val F1, epochs and training img/s of each run, the slowest cells of each notebook).
 # MAKE_ALL_LIMIT (seconds, default 600), or DEADLINE (seconds for the whole script), stops the pipeline in
 # time for the summary to be written. JOBS=3 runs `make -j3` (the runs that depend only on simple_cnn train
-# at the same time on the one GPU); BENCH=0 skips the benchmark (only the pipeline is timed).
+# at the same time on the one GPU); BENCH=0 skips the benchmark (only the pipeline is timed). AMP=fp16 (or bf16,
+# off) forces that mixed precision in the benchmark and in every run (default: the profile's, auto).
 # Dry run of the mechanics on a CPU (about 2-3 min):
 #     PYTHON=.venv/bin/python PROFILE=smoke SCALE=0.02 bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check_out}; PYTHON=${PYTHON:-python3}; PROFILE=${PROFILE:-full}; SCALE=${SCALE:-1.0}
-JOBS=${JOBS:-1}; BENCH=${BENCH:-1}
+JOBS=${JOBS:-1}; BENCH=${BENCH:-1}; AMP=${AMP:-}
 mkdir -p "$OUT"
 if [ -d .whl ]; then
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -37,11 +38,13 @@ if [ "$PROFILE" = full ]; then BENCH_ARGS=(--batch-size 256 64 --steps 50 --warm
 else BENCH_ARGS=(--device cpu --image-size 96 --batch-size 16 --steps 2 --warmup 1); fi
 if [ "$BENCH" != 0 ]; then
   "$PYTHON" benchmarks/throughput.py --data-dir "$DATA" --out "$OUT/bench.csv" --trace-out "$OUT/trace.txt" "${BENCH_ARGS[@]}" \
+    ${AMP:+--amp "$AMP"} \
     2>&1 | grep -v -e rationality -e "will create .* worker processes" | tee "$OUT/bench.txt"
 fi
 rm -rf "$SIMPSONS_OUTPUTS_DIR"   # make all starts from a cold image cache
 P=/tmp/sim_params; rm -rf "$P"; mkdir -p "$P"; cp -r "params/$PROFILE" "$P/"
 sed -i "s/^weights: .*/weights: null/" "$P/$PROFILE/resnet50.yaml" "$P/$PROFILE/modern.yaml"
+[ -n "$AMP" ] && printf '\namp: "%s"\n' "$AMP" >> "$P/$PROFILE/_common.yaml"
 touch /tmp/sim_stamp
 [ -n "${DEADLINE:-}" ] && export MAKE_ALL_LIMIT=$((DEADLINE - SECONDS))  # DEADLINE: seconds for the whole script
 "$PYTHON" - "$OUT" "$PROFILE" "$P" "$JOBS" <<'PY'
@@ -89,7 +92,7 @@ for m in sorted((results / "metrics").glob("*.json")):
                          f"(mean of {', '.join(d.get('members', []))}, not trained)")
             continue
         lines.append(f"{d['run']:16s} val micro-F1 {d['micro_f1']:.4f} macro-F1 {d['macro_f1']:.4f} epochs {d['epochs_trained']} "
-                     f"train {d['train_seconds']} s ({rate:.0f} img/s median epoch) on {d.get('device_name')}")
+                     f"train {d['train_seconds']} s ({rate:.0f} img/s median epoch) on {d.get('device_name')}, amp {d.get('amp')}")
 for nb in sorted((results / "manifests").glob("*.json")):
     d = json.loads(nb.read_text())
     lines.append(f"{d['run']:16s} notebook {d['seconds']} s")

@@ -1,7 +1,8 @@
 """Training throughput of each model: the real pipeline against its GPU-resident ceiling.
 
-For each model, in one process: the *ceiling* is the training loop's pass (``train.train_epoch``: bf16
-autocast and channels-last on GPU) over one batch that already sits on the device, repeated; the
+For each model, in one process: the *ceiling* is the training loop's pass (``train.train_epoch``: the
+mixed precision ``devices.amp_mode`` picks for the device (bf16, or fp16 with its gradient scaler) and
+channels-last on GPU) over one batch that already sits on the device, repeated; the
 *pipeline* is the same pass over the study's own batches (``experiment.make_train_loader``): on a GPU by default the
 decoded split held on the device with the per-class augmentation applied there a batch at a time;
 elsewhere (or with ``--loader per_sample``) a DataLoader with per-image v2 transforms and the
@@ -70,6 +71,8 @@ class Bench:
             torch.cuda.reset_peak_memory_stats()
         self.model = devices.to_training_device(experiment.make_model(p, s), self.device)
         self.optimizer = optim.build_optimizer(self.model, "adam", 1e-4)
+        self.amp = devices.amp_mode(p["amp"], self.device)  # as train.fit decides it
+        self.scaler = devices.grad_scaler(self.device, self.amp)
         self.loss_fn = torch.nn.CrossEntropyLoss()
         # what train_model adds to each step: MixUp/CutMix on the device, the EMA's update
         self.mixing = batch_mixing(p["mixup_alpha"], p["cutmix_alpha"], s.n_classes)
@@ -84,8 +87,8 @@ class Bench:
 
     def train_one(self, batches) -> int:
         """The training loop's own pass over ``batches``; returns the images seen."""
-        return train.train_epoch(self.model, batches, self.optimizer, self.loss_fn, self.device, self.p["amp"],
-                                 self.mixing, after_step=self.after_step)[2]
+        return train.train_epoch(self.model, batches, self.optimizer, self.loss_fn, self.device, self.amp,
+                                 self.mixing, after_step=self.after_step, scaler=self.scaler)[2]
 
     def ceiling(self, steps: int, warmup: int) -> float:
         bs, size = self.p["batch_size"], self.p["image_size"]
@@ -104,7 +107,7 @@ def measure(name: str, p, s: study.StudyData, steps: int, warmup: int) -> dict:
     device = bench.device
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
     return {"model": name, "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
-            "loader": experiment.loader_kind(p, device, s),
+            "loader": experiment.loader_kind(p, device, s), "amp": bench.amp,
             "image_size": p["image_size"], "batch": p["batch_size"], "pipeline_img_s": round(real, 1),
             "ceiling_img_s": round(ceiling, 1), "ratio": round(real / ceiling, 3),
             "epoch_s": round(len(s.train) / real, 1), "gpu_peak_gib": round(peak, 2)}
@@ -144,6 +147,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--num-workers", type=int, default=8, help="DataLoader workers (per_sample loader)")
     ap.add_argument("--loader", default="auto", choices=["auto", "per_sample", "device_batches"])
+    ap.add_argument("--amp", default="auto", choices=["auto", "bf16", "fp16", "off"],
+                    help="mixed precision (the amp parameter; auto: what the device has)")
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--out", default=None, help="also write the table as CSV here")
     ap.add_argument("--trace-out", default=None, help="also profile the pipeline (torch.profiler) into this text file")
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     # The training schema's defaults (simpsons_lib/config/params.py), on the demo data unless --data-dir says otherwise.
     base = {**params.defaults("train"), "profile": "bench", "dataset": "demo", "data_dir": args.data_dir,
             "device": args.device, "image_size": args.image_size, "num_workers": args.num_workers,
-            "loader": args.loader, "augment": True}
+            "loader": args.loader, "augment": True, "amp": args.amp}
 
     def model_params(name: str, batch_size: int):
         return params.validate("train", {**base, **MODELS[name], "batch_size": batch_size})

@@ -236,7 +236,7 @@ def test_soft_targets_train_but_the_accuracy_counts_the_hard_labels():
         seen_targets.append(y)
         return x, torch.full((len(y), 4), 0.25)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=0.1)
-    loss, accuracy, seen = train.train_epoch(model, loader, optimizer, loss_fn, torch.device("cpu"), False,
+    loss, accuracy, seen, _ = train.train_epoch(model, loader, optimizer, loss_fn, torch.device("cpu"), "off",
                                              uniform_targets)
     assert accuracy == 1.0 and seen == 24 and len(seen_targets) == 3  # argmax of the soft targets: 0.25 right
     mix = batch_mixing(0.2, 1.0, 4)

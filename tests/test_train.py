@@ -138,9 +138,9 @@ def test_an_epoch_ending_in_a_batch_of_one_image_trains():
     images, labels = torch.rand(9, 3, 96, 96), torch.tensor([0, 1, 2] * 3)
     batches = [(images[:4], labels[:4]), (images[4:8], labels[4:8]), (images[8:], labels[8:])]
     optimizer = optim.build_optimizer(model, "adam", 1e-3)
-    loss, accuracy, seen = train.train_epoch(model, batches, optimizer, torch.nn.CrossEntropyLoss(),
-                                             torch.device("cpu"), False)
-    assert seen == 8 and loss > 0 and 0 <= accuracy <= 1
+    loss, accuracy, seen, skipped = train.train_epoch(model, batches, optimizer, torch.nn.CrossEntropyLoss(),
+                                                      torch.device("cpu"), "off")
+    assert seen == 8 and loss > 0 and 0 <= accuracy <= 1 and skipped == 0
 
 
 @pytest.mark.slow

@@ -42,6 +42,7 @@ class Spec:
     check: Callable[[Any], str | None] | None = None  # returns an error message or None
     trains: bool = True      # part of the training fingerprint (see ``record``): changing it retrains
     names_runs: bool = False  # its value names other runs of the profile, which must run first
+    normalise: Callable[[Any], Any] | None = None  # a checked value to the one spelling the study uses
 
 
 def _one_of(*choices):
@@ -66,6 +67,23 @@ def _plain_name(v):
     return None if v.replace("-", "_").isidentifier() else "must be a plain name (letters, digits, _ and -)"
 
 
+def amp_setting(value: Any) -> Any:
+    """``amp`` as the study spells it: YAML reads ``amp: off`` (and ``no``, ``false``) as false, and
+    ``on``/``yes``/``true`` as true, the boolean ``amp`` of earlier versions, which meant mixed precision
+    where the GPU has it: false is ``off``, true is ``auto``. Any other value is returned as it is."""
+    return {True: "auto", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
+
+def _amp(v):
+    return _one_of(*choices.AMP_MODES)(amp_setting(v))
+
+
+def _workers(v):
+    if isinstance(v, str):
+        return None if v == "auto" else "must be a count (0: load in the main process) or 'auto'"
+    return _range(0, 256)(v)
+
+
 def _tracking(v):
     import importlib.util
 
@@ -79,6 +97,7 @@ def _tracking(v):
 INT, FLOAT, STR, BOOL, LIST = (int,), (int, float), (str,), (bool,), (list,)
 # Upper bounds the values' users take: numpy's and scikit-learn's seeds, batches and counts far beyond any data.
 SEED_MAX, BATCH_MAX, COUNT_MAX = 2**32 - 1, 65_536, 10_000_000
+STR_OR_BOOL, INT_OR_STR = (str, bool), (int, str)
 
 DATA = {
     "dataset": Spec(STR, "kaggle", "'kaggle' (data/kaggle, `make data`) or 'demo' (data/demo, `make demo-data`)",
@@ -158,9 +177,12 @@ TRAIN = {
     "patience": Spec(INT, 0, "epochs without improvement before stopping (0 = never)", check=_range(0, 10_000)),
     "device": Spec(STR, "auto", "auto (CUDA, then Apple MPS, then CPU), cpu, cuda or mps", check=_one_of(*choices.DEVICES),
                    trains=False),
-    "amp": Spec(BOOL, True, "bf16 autocast on a GPU"),
-    "num_workers": Spec(INT, 0, "DataLoader worker processes (per_sample loader)", check=_range(0, 256),
-                        trains=False),
+    "amp": Spec(STR_OR_BOOL, "auto", "mixed precision: auto (bf16 autocast on a GPU with native bf16, fp16 autocast "
+                "with a gradient scaler on an older CUDA GPU such as the T4, off on the CPU and Apple MPS), bf16, "
+                "fp16 or off (docs/mixed-precision.md)", check=_amp, normalise=amp_setting),
+    "num_workers": Spec(INT_OR_STR, 0, "DataLoader worker processes (per_sample loader): a count (0: in the main "
+                        "process), or auto (the CPUs this process may use, less one for the main process, at most 8)",
+                        check=_workers, trains=False),
     "loader": Spec(STR, "auto", "auto (device_batches on a GPU, else per_sample), per_sample or device_batches",
                    check=_one_of(*choices.LOADERS)),
     "cache_images": Spec(BOOL, True, "decode images once into outputs/cache"),
@@ -287,6 +309,11 @@ def check_value(key: str, spec: Spec, value: Any) -> None:
             raise ParameterError(f"parameter {shown(key)}: {problem}, got {shown(value)}")
 
 
+def _normalised(schema: Mapping[str, Spec], key: str, value: Any) -> Any:
+    spec = schema.get(key)
+    return spec.normalise(value) if spec is not None and spec.normalise is not None else value
+
+
 def min_input_size(arch: str) -> int:
     """The smallest square input the study's own CNNs take: five 3x3 conv (+ 2x2 pool) blocks, without
     padding for SimpleCnn (the recipe: 224 px gives 5x5 at the end)."""
@@ -322,6 +349,7 @@ def validate(kind: str, values: Mapping[str, Any], where: str = "") -> Params:
             check_value(key, schema[key], values[key])
         except ParameterError as exc:
             raise ParameterError(f"{where}{exc}") from None
+    values = {k: _normalised(schema, k, v) for k, v in values.items()}
     if kind == "report" and values["submission_run"] not in [*values["runs"], "best", "ensemble"]:
         raise ParameterError(f"{where}parameter 'submission_run': {shown(values['submission_run'])} is not one of the "
                              f"report's runs {values['runs']}, 'best' or 'ensemble'")
@@ -544,6 +572,7 @@ def resolve(profile: str, run: str, overrides: Mapping[str, Any] | None = None) 
     for key, value in as_overrides(overrides).items():
         if key not in _schema(kind):
             raise _unknown(key, _schema(kind), "overrides: ")
+        value = _normalised(_schema(kind), key, value)
         if value != base[key]:
             changed[key] = value
     values.update(changed)

@@ -120,11 +120,12 @@ def _decode_chunk(paths_: list[Path], size: int) -> tuple[list[int], torch.Tenso
 
 
 def predict_files(model: torch.nn.Module, info: dict, paths_: Iterable[str | Path], top_k: int = 3,
-                  tta: bool | str = False, batch_size: int = 64, amp: bool = False,
+                  tta: bool | str = False, batch_size: int = 64, amp: str = "auto",
                   progress: bool | None = None) -> tuple[pd.DataFrame, list[tuple[Path, str]]]:
     """Top-``k`` classes of every image in ``paths_`` (files and folders, recursively; any format and
     colour mode ``data.load_rgb`` reads). Returns a frame ``path, class_1, prob_1, …, class_k, prob_k``
-    and the bad files ``(path, reason)``, which are skipped (with a warning) while the rest is predicted."""
+    and the bad files ``(path, reason)``, which are skipped (with a warning) while the rest is predicted.
+    ``amp``: as a run's parameter (``auto``: the model's device's mixed precision, ``devices.amp_mode``)."""
     files, bad = image_files(paths_)
     classes = np.asarray(info["classes"], dtype=object)
     k = max(1, min(int(top_k), len(classes)))
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"error: {exc}") from None
     t0 = time.perf_counter()
     frame, bad = predict_files(model, info, paths_, top_k=args.top_k, tta=args.tta_mode or args.tta,
-                               batch_size=args.batch_size, amp=device.type == "cuda", progress=False)
+                               batch_size=args.batch_size, progress=False)
     seconds = time.perf_counter() - t0
     if frame.empty:  # nothing predicted: an error, and the previous predictions stay as they were
         reasons = "; ".join(f"{shown_path(p)}: {reason}" for p, reason in bad[:3]) + ("; …" if len(bad) > 3 else "")

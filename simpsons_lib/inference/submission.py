@@ -83,9 +83,9 @@ def most_frequent_class(study: StudyData) -> str:
 
 
 def test_probs(model: torch.nn.Module, study: StudyData, image_size: int, device: torch.device | str,
-               batch_size: int = 256, amp: bool = False, tta: str = "none") -> tuple[np.ndarray, list[str]]:
+               batch_size: int = 256, amp: str = "off", tta: str = "none") -> tuple[np.ndarray, list[str]]:
     """Class probabilities ``(N, C)`` of the readable test images, and their Ids, with ``tta``
-    (``predict.TTA_MODES``)."""
+    (``predict.TTA_MODES``), under the run's ``amp`` (as ``evaluation.predict`` takes it)."""
     device = torch.device(device)
     if not len(study.test):
         return np.zeros((0, len(study.classes))), []
@@ -120,7 +120,7 @@ def predictions_frame(probs: np.ndarray, ids: Sequence[str], study: StudyData,
 
 
 def predict_test(model: torch.nn.Module, study: StudyData, image_size: int, device: torch.device | str,
-                 batch_size: int = 256, amp: bool = False, fallback_class: str | None = None,
+                 batch_size: int = 256, amp: str = "off", fallback_class: str | None = None,
                  tta: str = "none") -> pd.DataFrame:
     """``predictions_frame`` of one model's ``test_probs``: a row for every test image."""
     probs, ids = test_probs(model, study, image_size, device, batch_size, amp, tta)

@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from ..config import paths
+from ..data import parallel
 from ..data.layout import BOXES_FILE, COPIES_FILE, DEMO_MARKER
 
 # The 42 classes of journey-springfield and their training-image counts (../shared/simpsons-dataset.md).
@@ -383,7 +384,7 @@ def generate(out: str | os.PathLike | None = None, scale: float = 0.05, seed: in
         else:
             jobs.append((test_root / f"img{i}.jpg", seed, str(name), 100_000 + i, other, looks, None))
 
-    workers = workers or os.cpu_count() or 1
+    workers = workers or parallel.available_cpus()
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
             drawn = list(pool.map(_render_job, jobs, chunksize=64))
@@ -422,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default=str(paths.demo_data_dir()), help="output folder (default data/demo)")
     parser.add_argument("--scale", type=float, default=0.05, help="fraction of the real counts (1.0 = 20,933 + 991)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    parser.add_argument("--workers", type=int, default=None, help="processes (default: the CPUs this process may use)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     out = generate(args.out, args.scale, args.seed, args.workers)

@@ -42,7 +42,7 @@ def write(path: Path, *, run: str, kind: str, notebook: str, parameters: dict, k
     return write_json(path, {
         "run": run, "kind": kind, "notebook": notebook, "parameters": parameters, "keys": keys,
         "git": git_commit(), "packages": package_versions(), "device": metrics.get("device"),
-        "device_name": metrics.get("device_name"), "host": platform.node(), "data": data,
+        "device_name": metrics.get("device_name"), "amp": metrics.get("amp"), "host": platform.node(), "data": data,
         "started": started, "finished": finished, "seconds": round(seconds, 1),
         "products": products or {},
         # what ``status`` diffs against when a key changes: each wing's code digest and the notebook's

@@ -96,12 +96,15 @@ def image_size_scatter(stats: pd.DataFrame):
 
 
 def learning_curves(history: pd.DataFrame, title: str = ""):
-    """Loss and F1 per epoch, train against validation."""
+    """Loss and F1 per epoch, train against validation; under fp16, the steps the gradient scaler skipped
+    (the history's ``skipped_steps``) are counted in the loss panel's title."""
     h = history.reset_index() if "epoch" not in history.columns else history
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
     ax1.plot(h["epoch"], h["train_loss"], "o-", label="train")
     ax1.plot(h["epoch"], h["val_loss"], "o-", label="validation")
-    ax1.set(xlabel="epoch", ylabel="cross-entropy", title="Loss")
+    skipped = int(h["skipped_steps"].sum()) if "skipped_steps" in h else None
+    ax1.set(xlabel="epoch", ylabel="cross-entropy",
+            title="Loss" if skipped is None else f"Loss (fp16: {skipped} step{'s' * (skipped != 1)} skipped)")
     ax1.legend()
     ax2.plot(h["epoch"], h["train_accuracy"], "o-", label="train accuracy")
     ax2.plot(h["epoch"], h["val_micro_f1"], "o-", label="val micro-F1")

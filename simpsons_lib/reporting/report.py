@@ -114,7 +114,8 @@ def predict_test_set(study: StudyPaths, p, runs: Sequence[str], device) -> tuple
         model, info = load_run_model(study, run, device)
         size = info["params"]["image_size"]
         test = load_test_study(p, info["classes"], size)
-        run_probs, run_ids = test_probs(model, test, size, device, p["eval_batch_size"], tta=p["submission_tta"])
+        run_probs, run_ids = test_probs(model, test, size, device, p["eval_batch_size"],
+                                        amp=_run_params(study, run)["amp"], tta=p["submission_tta"])
         if ids is not None and (run_ids != ids or info["classes"] != classes):
             raise ValueError(f"ensemble: run {run!r} predicts other test images or classes than {runs[0]!r}")
         probs.append(run_probs)

@@ -42,7 +42,8 @@ def metrics_table(metrics_by_run: dict[str, dict], test_scores: dict[str, dict] 
     validation micro- and macro-F1 beside them (the best epoch is chosen on the same split, so the gap
     is the selection effect), and, with ``test_scores`` (``report.test_scores``), the micro- and
     macro-F1 on the held-out test answers; ``test_scores={}`` (no test labels) says so in the column.
-    ``what_changed``: the parameters in which each run differs from the run before it (``compare``)."""
+    ``what_changed``: the parameters in which each run differs from the run before it (``compare``);
+    ``amp``: the mixed precision the run trained and was validated in (bf16, fp16 or off)."""
     changes, before = {}, None
     for run, m in metrics_by_run.items():
         if m.get("params") is None:
@@ -53,7 +54,7 @@ def metrics_table(metrics_by_run: dict[str, dict], test_scores: dict[str, dict] 
     rows = [{"run": run, "title": m.get("title", run), "what_changed": changes[run], "micro_f1": m["micro_f1"], "macro_f1": m["macro_f1"],
              "accuracy": m["accuracy"], "last_epoch_micro_f1": m.get("last_epoch_val_micro_f1"),
              "last_epoch_macro_f1": m.get("last_epoch_val_macro_f1"), "epochs": m.get("epochs_trained"),
-             "train_seconds": m.get("train_seconds")}
+             "train_seconds": m.get("train_seconds"), "amp": m.get("amp")}
             for run, m in metrics_by_run.items()]
     table = pd.DataFrame(rows)
     if test_scores is not None:

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..config.choices import TTA_MODES
 from ..config.console import progress_enabled
 from .class_scores import ranked_classes
-from .devices import autocast, to_device
+from .devices import amp_mode, autocast, to_device
 
 TTA_SCALES = (0.9, 1.1)
 
@@ -59,7 +59,7 @@ def tta_views(images: torch.Tensor, tta: bool | str) -> list[torch.Tensor]:
 
 
 @torch.no_grad()
-def predict(model: torch.nn.Module, loader, device: torch.device | str = "cpu", amp: bool = False,
+def predict(model: torch.nn.Module, loader, device: torch.device | str = "cpu", amp: str = "off",
             tta: bool | str = "none", progress: bool | None = None,
             desc: str = "predict") -> tuple[np.ndarray, list, float]:
     """The one prediction loop: class probabilities ``(N, C)``, the loader's targets (labels or Ids),
@@ -68,8 +68,12 @@ def predict(model: torch.nn.Module, loader, device: torch.device | str = "cpu", 
 
     With ``tta`` (``flip``, ``flip+scales``) the probabilities are the mean over ``tta_views`` and the
     loss is the negative log of that mean at the true class; without, the loss is computed from the
-    logits. Results stay on the device until the end (one transfer, no wait after each batch)."""
+    logits. Results stay on the device until the end (one transfer, no wait after each batch).
+
+    ``amp``: the run's ``amp`` parameter; ``devices.amp_mode`` decides it for ``device`` as in training,
+    so every view of TTA runs under the same autocast as the training did."""
     device = torch.device(device)
+    amp = amp_mode(amp, device)
     mode = tta_mode(tta)
     model.eval()
     probs, targets, labels, loss_sum = [], [], [], torch.zeros((), device=device)
@@ -103,7 +107,7 @@ def predict(model: torch.nn.Module, loader, device: torch.device | str = "cpu", 
     return probs, targets, float(-np.log(np.clip(picked, 1e-12, None)).mean())
 
 
-def _softmax(model: torch.nn.Module, images: torch.Tensor, device: torch.device, amp: bool) -> torch.Tensor:
+def _softmax(model: torch.nn.Module, images: torch.Tensor, device: torch.device, amp: str) -> torch.Tensor:
     with autocast(device, amp):
         return torch.softmax(model(images).float(), dim=1)
 

@@ -76,7 +76,7 @@ def make_train_loader(p, study: StudyData, device: torch.device, worst: list[str
     transform = PerClassTransform(p["image_size"], strong, augment=p["augment"],
                                   geometry_for_all=p["strong_geometry"] == "all")
     return devices.make_loader(study.dataset("train", transform), p["batch_size"], shuffle=True, seed=p["seed"],
-                               num_workers=p["num_workers"], device=device, weights=weights)
+                               num_workers=devices.loader_workers(p["num_workers"]), device=device, weights=weights)
 
 
 def make_val_loader(p, study: StudyData, device: torch.device):
@@ -85,7 +85,8 @@ def make_val_loader(p, study: StudyData, device: torch.device):
                                  shuffle=False, seed=p["seed"], device=device,
                                  transform=BatchAugment(study.n_classes, augment=False))
     return devices.make_loader(study.dataset("val", eval_transform(p["image_size"])), p["eval_batch_size"],
-                               shuffle=False, seed=p["seed"], num_workers=p["num_workers"], device=device)
+                               shuffle=False, seed=p["seed"], num_workers=devices.loader_workers(p["num_workers"]),
+                               device=device)
 
 
 def train_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, worst: list[str],
@@ -137,7 +138,7 @@ def evaluate_model(model: torch.nn.Module, study: StudyData, p, rp: RunPaths, re
         "run": p["run_name"], "title": p["title"], "arch": p["arch"], "val_loss": val_loss,
         "best_epoch": result.best_epoch, "epochs_trained": int(len(result.history)),
         "last_epoch_val_micro_f1": _last(result, "val_micro_f1"), "last_epoch_val_macro_f1": _last(result, "val_macro_f1"),
-        "train_seconds": round(result.train_seconds, 2), "device": result.device,
+        "train_seconds": round(result.train_seconds, 2), "device": result.device, "amp": result.amp,
         "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or "cpu",
         "parameters": count_parameters(model), "worst_classes_augmented": worst,
         "checkpoint": str(rp.model_file), "params": dict(p), "tta": p["tta"],

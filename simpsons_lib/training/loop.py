@@ -5,6 +5,8 @@
 Seeding: ``devices.seed_everything`` plus a seeded loader generator make a CPU run repeatable; the RNG
 states are saved in every unfinished ``last.pt`` so a resumed run continues exactly as an uninterrupted
 one would. Checkpoints hold tensors and plain data only and are loaded with ``weights_only=True``.
+Mixed precision: ``fit`` asks ``devices.amp_mode`` once; under fp16 a ``GradScaler`` scales the loss, its
+state rides in ``last.pt`` and the steps it skipped (inf/NaN gradients) are the history's ``skipped_steps``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from ..config.files import write_csv
 from ..config.files import read_json, write_json
 from .checkpoints import (OPTIMIZER_KEYS, WEIGHTS_KEYS, CheckpointError, ExportError, load_checkpoint, load_weights,
                           read_export, rng_state, save_checkpoint, set_rng_state)
-from .devices import autocast, to_device, to_training_device
+from .devices import amp_mode, autocast, grad_scaler, to_device, to_training_device
 from .evaluation import compute_metrics, predict
 from .fingerprint import training_fingerprint
 
@@ -58,6 +60,7 @@ class FitResult:
     finished: bool = False  # every epoch done (or stopped early): nothing left to resume
     fingerprint: str = ""   # the training fingerprint the checkpoints (and the export) carry
     weights_from: str = ""  # where the best epoch's weights came from: memory, best.pt or model.pt
+    amp: str = "off"        # the mixed precision used (devices.amp_mode): bf16, fp16 or off
 
     @property
     def train_seconds(self) -> float:
@@ -71,40 +74,54 @@ def _better(score: float, best: float | None, monitor: str) -> bool:
 
 
 def train_step(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
-               loss_fn, device: torch.device, amp: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """One optimisation step on a batch already on ``device``; returns (loss, logits)."""
+               loss_fn, device: torch.device, amp: str,
+               scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch already on ``device``, under ``amp`` (a mode of
+    ``devices.amp_mode``), through ``scaler`` when given (fp16); returns (loss, logits)."""
     with autocast(device, amp):
         logits = model(images)
         loss = loss_fn(logits.float(), labels)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # skipped when the scaled gradients hold inf/NaN
+        scaler.update()
     return loss.detach(), logits.detach()
 
 
 def train_epoch(model: torch.nn.Module, batches: Iterable, optimizer: torch.optim.Optimizer, loss_fn,
-                device: torch.device, amp: bool, batch_transform: Callable | None = None,
-                step_scheduler=None, after_step: Callable[[], None] | None = None) -> tuple[float, float, int]:
-    """One pass of ``train_step`` over ``batches``; returns (mean loss, accuracy, images seen). A batch
-    of a single image (an epoch's remainder) is skipped: BatchNorm layers cannot train on one sample.
+                device: torch.device, amp: str, batch_transform: Callable | None = None,
+                step_scheduler=None, after_step: Callable[[], None] | None = None,
+                scaler: torch.amp.GradScaler | None = None) -> tuple[float, float, int, int]:
+    """One pass of ``train_step`` over ``batches``; returns (mean loss, accuracy, images seen, steps the
+    fp16 ``scaler`` skipped). A batch of a single image (an epoch's remainder) is left out: BatchNorm
+    layers cannot train on one sample.
 
     ``batch_transform(images, labels) -> (images, targets)`` (MixUp/CutMix: ``transforms.batch_mixing``)
     is applied to each batch on the device; the loss takes its (soft) targets, and the accuracy is
     always counted against the batch's own hard labels. ``step_scheduler`` is stepped after every batch,
-    and ``after_step`` (the EMA's update) called.
+    and ``after_step`` (the EMA's update) called. With ``scaler``, a step it skipped (its gradients
+    overflowed) shows as a lowered scale, and is counted.
 
     The sums stay on the device and are read once at the end: reading them every step would make the
     host wait for each step, and the GPU would idle while the next batch is prepared."""
     model.train()
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
-    seen = 0
+    seen = skipped = 0
+    scale = scaler.get_scale() if scaler is not None else None
     for images, labels in batches:
         if len(labels) == 1:
             continue
         images, labels = to_device(images, device), labels.to(device, non_blocking=True)
         images, targets = batch_transform(images, labels) if batch_transform is not None else (images, labels)
-        loss, logits = train_step(model, images, targets, optimizer, loss_fn, device, amp)
+        loss, logits = train_step(model, images, targets, optimizer, loss_fn, device, amp, scaler)
+        if scaler is not None:  # the scaler's step has already waited for the device: no extra stall
+            skipped += scaler.get_scale() < scale
+            scale = scaler.get_scale()
         if step_scheduler is not None:
             step_scheduler.step()
         if after_step is not None:
@@ -114,7 +131,7 @@ def train_epoch(model: torch.nn.Module, batches: Iterable, optimizer: torch.opti
         seen += len(labels)
     if seen == 0:
         raise ValueError("no training batch: the training split is empty")
-    return loss_sum.item() / seen, correct.item() / seen, seen
+    return loss_sum.item() / seen, correct.item() / seen, seen, int(skipped)
 
 
 @dataclass
@@ -131,10 +148,10 @@ class FitState:
 
 
 def resumed_state(last_path: Path, fingerprint: str, model: torch.nn.Module, optimizer, scheduler,
-           train_loader, ema: torch.nn.Module | None = None) -> FitState:
+           train_loader, ema: torch.nn.Module | None = None, scaler: torch.amp.GradScaler | None = None) -> FitState:
     """The state to continue from: a ``last.pt`` with the same training fingerprint is picked up (the
-    model, optimizer, scheduler and RNG states of an unfinished run; the record of a finished one),
-    anything else starts afresh."""
+    model, optimizer, scheduler, RNG and, under fp16, gradient scaler states of an unfinished run; the
+    record of a finished one), anything else starts afresh."""
     if not last_path.exists():
         return FitState()
     state = load_checkpoint(last_path, required=("fingerprint",))
@@ -143,7 +160,8 @@ def resumed_state(last_path: Path, fingerprint: str, model: torch.nn.Module, opt
         return FitState()
     finished = bool(state.get("finished"))
     needed = ("history", "best_score", "best_epoch", "stale", "epoch") + (() if finished else (
-        "model_state", *OPTIMIZER_KEYS, *(("ema_state",) if ema is not None else ())))
+        "model_state", *OPTIMIZER_KEYS, *(("ema_state",) if ema is not None else ()),
+        *(("scaler_state",) if scaler is not None else ())))
     missing = [k for k in needed if k not in state]
     if missing:
         raise CheckpointError(f"{last_path} cannot be resumed (missing {', '.join(missing)}); delete it "
@@ -156,6 +174,8 @@ def resumed_state(last_path: Path, fingerprint: str, model: torch.nn.Module, opt
         set_rng_state(state["rng"], train_loader)
         if ema is not None:
             ema.load_state_dict(state["ema_state"])
+        if scaler is not None:
+            scaler.load_state_dict(state["scaler_state"])
     if finished:
         log.info("Reusing the finished run in %s (epoch %d): nothing to train", last_path, state["epoch"])
     else:
@@ -198,9 +218,10 @@ def record_epoch(state: FitState, row: dict, monitor: str, patience: int, epochs
 
 def save_epoch(state: FitState, improved: bool, model: torch.nn.Module, optimizer, scheduler, train_loader, *,
                best_path: Path, last_path: Path, classes: list[str], meta: dict, fingerprint: str,
-               ema: torch.nn.Module | None = None) -> None:
-    """``best.pt`` when the epoch is the best; ``last.pt`` always: with the optimizer, scheduler and RNG
-    states while the run goes on, and once finished only the run's record (its weights are best.pt's).
+               ema: torch.nn.Module | None = None, scaler: torch.amp.GradScaler | None = None) -> None:
+    """``best.pt`` when the epoch is the best; ``last.pt`` always: with the optimizer, scheduler, RNG and
+    (fp16) gradient scaler states while the run goes on, and once finished only the run's record (its
+    weights are best.pt's).
     The epochs' times go to ``timings.json`` beside them, so the checkpoints depend on nothing but the
     run's inputs: two identical runs give byte-identical files. With an EMA (``ema``), ``best.pt`` holds
     the averaged weights (those validated) and ``last.pt`` the trained ones with the average's state."""
@@ -218,12 +239,13 @@ def save_epoch(state: FitState, improved: bool, model: torch.nn.Module, optimize
     else:
         payload.update({"model_state": model.state_dict(), "optimizer_state": optimizer.state_dict(),
                         **({"ema_state": ema.state_dict()} if ema is not None else {}),
+                        **({"scaler_state": scaler.state_dict()} if scaler is not None else {}),
                         "scheduler_state": scheduler.state_dict() if scheduler is not None else None,
                         "rng": rng_state(train_loader)})
     save_checkpoint(last_path, payload)
 
 
-def validate_epoch(model: torch.nn.Module, val_loader, device: torch.device, amp: bool, classes: list[str]) -> dict:
+def validate_epoch(model: torch.nn.Module, val_loader, device: torch.device, amp: str, classes: list[str]) -> dict:
     """The epoch's validation figures (without TTA: the best epoch is chosen on plain predictions)."""
     probs, targets, val_loss = predict(model, val_loader, device, amp, progress=False)
     m = compute_metrics(targets, probs.argmax(1), classes)
@@ -233,7 +255,7 @@ def validate_epoch(model: torch.nn.Module, val_loader, device: torch.device, amp
 
 def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, epochs: int,
         optimizer: torch.optim.Optimizer, scheduler=None, device: torch.device | str = "cpu",
-        amp: bool = False, monitor: str = "val_micro_f1", patience: int = 0,
+        amp: str = "off", monitor: str = "val_micro_f1", patience: int = 0,
         checkpoint_dir: str | Path, history_csv: str | Path | None = None, classes: list[str],
         meta: dict | None = None, resume: bool = True, progress: bool | None = None,
         after_epoch: Callable[[int], None] | None = None, label_smoothing: float = 0.0,
@@ -256,6 +278,12 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     ``get_ema_multi_avg_fn``, buffers included), updated after every step: each epoch validates the
     average, the best epoch is chosen on it, and the model ends with the best average's weights.
 
+    ``amp`` (the ``amp`` parameter) is decided for ``device`` by ``devices.amp_mode``; the mode used is
+    ``meta``'s ``amp_used`` (part of the fingerprint: a run is resumed only in the precision it began in)
+    and the result's ``amp``. Under fp16, a ``torch.amp.GradScaler`` scales the loss, its state is saved in
+    ``last.pt`` (a resumed run continues exactly) and the history gains ``skipped_steps``: the steps of
+    each epoch the scaler skipped because their gradients overflowed.
+
     The loss is cross-entropy with ``label_smoothing``; ``batch_transform`` (MixUp/CutMix) mixes each
     training batch (see ``train_epoch``). A scheduler with ``per_step`` (``WarmupCosine``) is stepped
     after every batch, any other after every epoch. The history's ``lr`` is the largest group's LR at
@@ -268,7 +296,9 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     checkpoint_dir = Path(checkpoint_dir)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     best_path, last_path = checkpoint_dir / "best.pt", checkpoint_dir / "last.pt"
-    meta = dict(meta or {})
+    amp = amp_mode(amp, device)
+    scaler = grad_scaler(device, amp)
+    meta = {**(meta or {}), "amp_used": amp}
     fingerprint = params_fingerprint({**meta, "epochs": epochs, "monitor": monitor, "patience": patience})
     show = progress_enabled(progress)
     run_name = str(meta.get("run_name") or checkpoint_dir.name)
@@ -277,7 +307,7 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     evaluated = ema.module if ema is not None else model
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     per_step = bool(getattr(scheduler, "per_step", False))
-    state = (resumed_state(last_path, fingerprint, model, optimizer, scheduler, train_loader, ema) if resume
+    state = (resumed_state(last_path, fingerprint, model, optimizer, scheduler, train_loader, ema, scaler) if resume
              else FitState())
     trained_epoch = None  # the last epoch trained in this call: the weights the model holds
 
@@ -287,20 +317,20 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
         start = time.perf_counter()
         batches = tqdm(train_loader, desc=f"epoch {epoch}/{epochs}", disable=not show, leave=False)
         lr = max(group["lr"] for group in optimizer.param_groups)
-        train_loss, train_accuracy, seen = train_epoch(model, batches, optimizer, loss_fn, device, amp,
-                                                       batch_transform, scheduler if per_step else None,
-                                                       (lambda: ema.update_parameters(model)) if ema is not None
-                                                       else None)
+        train_loss, train_accuracy, seen, skipped = train_epoch(
+            model, batches, optimizer, loss_fn, device, amp, batch_transform, scheduler if per_step else None,
+            (lambda: ema.update_parameters(model)) if ema is not None else None, scaler)
         train_seconds = time.perf_counter() - start
         if scheduler is not None and not per_step:
             scheduler.step()
         row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_accuracy,
                **validate_epoch(evaluated, val_loader, device, amp, classes), "lr": lr,
+               **({"skipped_steps": skipped} if scaler is not None else {}),
                "seconds": time.perf_counter() - start, "train_images_per_s": seen / train_seconds}
         improved = record_epoch(state, row, monitor, patience, epochs)
         trained_epoch = epoch
         save_epoch(state, improved, model, optimizer, scheduler, train_loader, best_path=best_path,
-                   last_path=last_path, classes=classes, meta=meta, fingerprint=fingerprint, ema=ema)
+                   last_path=last_path, classes=classes, meta=meta, fingerprint=fingerprint, ema=ema, scaler=scaler)
         if history_csv is not None:
             write_csv(history_csv, pd.DataFrame(state.history))
         log.debug("epoch %d: %s", epoch, {k: round(v, 4) for k, v in row.items() if k != "epoch"})
@@ -318,7 +348,7 @@ def fit(model: torch.nn.Module, train_loader: DataLoader, val_loader: DataLoader
     if weights_from == "memory" and ema is not None:
         model.load_state_dict(ema.module.state_dict())  # the best epoch's weights are the average's
     return FitResult(pd.DataFrame(state.history), state.best_epoch, state.best_score, best_path, last_path,
-                     str(device), state.resumed_from, state.finished, fingerprint, weights_from)
+                     str(device), state.resumed_from, state.finished, fingerprint, weights_from, amp)
 
 
 def averaged_model(model: torch.nn.Module, decay: float) -> torch.nn.Module | None:
