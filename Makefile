@@ -76,8 +76,9 @@ all: ## Run the whole study on the Kaggle data (profile full; a GPU is advised)
 	@test -d $(DATA)/kaggle || grep -qs '^data_dir:' $(PARAMS_ROOT)/full/_common.yaml || { echo "error: no Kaggle data in $(DATA)/kaggle: run \`make data\` first (or \`make demo\` for the drawn demo data)" >&2; exit 2; }
 	$(MAKE) --no-print-directory pipeline PROFILE=full
 
+# With several GPUs, the runs that do not read each other run at the same time, one per GPU (docs/multi-gpu.md).
 pipeline: $(STAMP) ## Run the notebooks of PROFILE (full, demo, smoke, or your own) and render the reports
-	$(PIPELINE) locked --plan --profile $(PROFILE) -- $(MAKE) --no-print-directory study PROFILE=$(PROFILE)
+	$(PIPELINE) locked --plan --gpu-jobs --profile $(PROFILE) -- $(MAKE) --no-print-directory study PROFILE=$(PROFILE)
 	@echo "Reports: $(OUT)/reports/index.html"
 
 # `study` runs inside the profile's lock, after the plan (the preflight: every run validated, the data
