@@ -215,6 +215,7 @@ def comparable(out: Path, run: str) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # two studies of three runs: about 6 min on two busy cores
 def test_two_slots_run_the_independent_runs_at_once_each_on_its_own_gpu_with_the_serial_metrics(tmp_path, tiny_demo):
     params = study_profile(tmp_path, tiny_demo)
     (tmp_path / "stamp").touch()
