@@ -103,13 +103,14 @@ def locked(profile: str, command: list[str], plan_first: bool = False, gpu_jobs:
             keys = plan(profile)
             print(f"plan: {len(keys)} runs of profile {profile} checked", flush=True)
         n = slots.count()
-        os.environ[slots.ENV] = str(n)  # the runs take their slots without counting the GPUs again
         if gpu_jobs:
             command = slots.make_command(command, n)
             if n > 1:
                 print(f"plan: {n} GPU slots: the runs that do not read each other run {n} at a time", flush=True)
         parent = os.getppid()
-        child = subprocess.Popen(command, process_group=0, pass_fds=slots.jobserver_fds())
+        # the runs take their slots without counting the GPUs again
+        child = subprocess.Popen(command, process_group=0, pass_fds=slots.jobserver_fds(),
+                                 env={**os.environ, slots.ENV: str(n)})
         stop = threading.Event()
 
         def pass_on(signum, _frame):
