@@ -12,6 +12,7 @@ the dependencies between runs for make. ``run`` executes one notebook with ``pro
 its only parameters (the kernel resolves the same values from the same files). A run that starts
 removes its previous results; a failed run leaves ``<run>.FAILED.ipynb`` and no results that look
 current. One pipeline at a time per outputs folder: ``locked`` holds the profile's lock while make runs.
+With several GPUs, make runs one job per GPU and each run holds one of them (``slots``).
 """
 
 from __future__ import annotations
