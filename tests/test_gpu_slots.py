@@ -155,7 +155,8 @@ SITECUSTOMIZE = """
 import json, os
 if os.environ.get("SLOTS_TEST_LOG"):
     with open(os.environ["SLOTS_TEST_LOG"], "a") as f:
-        f.write(json.dumps({"pid": os.getpid(), "ppid": os.getppid(), "cmd": open("/proc/self/cmdline").read().split("\\0"),
+        cmd = open("/proc/self/cmdline").read().split("\\0")
+        f.write(json.dumps({"pid": os.getpid(), "ppid": os.getppid(), "cmd": cmd,
                             "cuda": os.environ.get("CUDA_VISIBLE_DEVICES")}) + "\\n")
 """
 
@@ -167,10 +168,9 @@ def study_profile(root: Path, data: Path) -> Path:
     (params / "_common.yaml").write_text(f"data_dir: {data}\ndevice: cpu\nseed: 0\nval_fraction: 0.25\n")
     (params / "simple_cnn.yaml").write_text("notebook: 01_simple_cnn\narch: simple_cnn\naugment: false\n"
                                             "image_size: 96\nepochs: 1\n")
-    (params / "simple_cnn_aug.yaml").write_text("notebook: 01_simple_cnn\narch: simple_cnn\nworst_from_run: simple_cnn\n"
-                                                "worst_k: 5\nimage_size: 96\nepochs: 1\n")
-    (params / "simple_cnn_aug3.yaml").write_text("notebook: 01_simple_cnn\narch: simple_cnn\nworst_from_run: simple_cnn\n"
-                                                 "worst_k: 3\nimage_size: 96\nepochs: 1\n")
+    for run, worst_k in (("simple_cnn_aug", 5), ("simple_cnn_aug3", 3)):
+        (params / f"{run}.yaml").write_text("notebook: 01_simple_cnn\narch: simple_cnn\nworst_from_run: simple_cnn\n"
+                                            f"worst_k: {worst_k}\nimage_size: 96\nepochs: 1\n")
     return root / "params"
 
 

@@ -2,12 +2,13 @@
 per GPU.
 
 ``count()`` is the number of slots: ``SIMPSONS_GPU_SLOTS`` when set (0 or 1: no slots), else the number of
-CUDA GPUs this process may use, counted by torch in a child process (this one never initialises CUDA), and
-0 at once where no GPU driver is present. ``locked`` (the runner) gives make one job per slot and passes
-the count on to the runs in their environment, so they do not count again. ``held`` is one run's slot: a lock file per GPU under the
-profile's ``.plan/``, taken with ``fcntl.flock`` (the system frees it when the run's process ends, however it ends), and the
-GPU it stands for, which the run's kernel sees as its only one through ``CUDA_VISIBLE_DEVICES``. With no
-slots (one GPU or none), nothing is locked and nothing is set: the runs see the GPUs as before.
+CUDA GPUs this process may use, counted by torch in a child process (this one never initialises CUDA), and 0
+at once where no GPU driver is present. ``locked`` (the runner) gives make one job per slot and passes the
+count on to the runs in their environment, so they do not count again. ``held`` is one run's slot: a lock
+file per GPU under the profile's ``.plan/``, taken with ``fcntl.flock`` (the system frees it when the run's
+process ends, however it ends), and the GPU it stands for, which the run's kernel sees as its only one
+through ``CUDA_VISIBLE_DEVICES``. With no slots (one GPU or none), nothing is locked and nothing is set: the
+runs see the GPUs as before.
 
 Each hold is appended to ``.plan/gpu-slots.log`` when it ends: run, slot, device, and the times (Unix
 seconds) the slot was taken and given back.
