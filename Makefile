@@ -108,8 +108,9 @@ all: ## Run the whole study on the Kaggle data (data/kaggle, or mounted in a Kag
 	@grep -qs '^data_dir:' "$$SIMPSONS_PARAMS_DIR/full/_common.yaml" || $(PYTHON_BASE) -m simpsons_lib.pipeline.kaggle --check-data
 	$(MAKE) --no-print-directory pipeline PROFILE=full
 
+# With several GPUs, the runs that do not read each other run at the same time, one per GPU (docs/multi-gpu.md).
 pipeline: $(STAMP) ## Run the notebooks of PROFILE (full, demo, smoke, or your own) and render the reports
-	$(PIPELINE) locked --plan --profile $(call q,PROFILE) -- $(MAKE) --no-print-directory study PROFILE=$(call q,PROFILE)
+	$(PIPELINE) locked --plan --gpu-jobs --profile $(call q,PROFILE) -- $(MAKE) --no-print-directory study PROFILE=$(call q,PROFILE)
 	@echo "Reports: "$(call q,OUT)"/reports/index.html"
 
 # `study` runs inside the profile's lock, after the plan (the preflight: every run validated, the data

@@ -13,14 +13,17 @@
 # (torch.profiler of the pipeline at batch 256), make_all.txt, summary.txt (wall time, peak host and GPU
 # memory, val F1, epochs and training img/s of each run, the slowest cells of each notebook).
 # MAKE_ALL_LIMIT (seconds, default 600), or DEADLINE (seconds for the whole script), stops the pipeline in
-# time for the summary to be written. JOBS=3 runs `make -j3` (the runs that depend only on simple_cnn train
-# at the same time on the one GPU); BENCH=0 skips the benchmark (only the pipeline is timed). AMP=fp16 (or bf16,
-# off) forces that mixed precision in the benchmark and in every run (default: the profile's, auto).
+# time for the summary to be written. Without JOBS, make runs one job per GPU (one at a time on one GPU;
+# with two or more, the runs that read only simple_cnn run at the same time, each on a GPU of its own:
+# gpu_slots.txt lists the slot each run held, and when); JOBS=3 runs `make -j3` (on one GPU, the runs that
+# depend only on simple_cnn share it at the same time); BENCH=0 skips the benchmark (only the pipeline is timed).
+# AMP=fp16 (or bf16, off) forces that mixed precision in the benchmark and in every run (default: the
+# profile's, auto).
 # Dry run of the mechanics on a CPU (about 2-3 min):
 #     PYTHON=.venv/bin/python PROFILE=smoke SCALE=0.02 bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-/tmp/gpu_check_out}; PYTHON=${PYTHON:-python3}; PROFILE=${PROFILE:-full}; SCALE=${SCALE:-1.0}
-JOBS=${JOBS:-1}; BENCH=${BENCH:-1}; AMP=${AMP:-}
+JOBS=${JOBS:-}; BENCH=${BENCH:-1}; AMP=${AMP:-}
 mkdir -p "$OUT"
 if [ -d .whl ]; then
   "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
@@ -51,7 +54,7 @@ touch /tmp/sim_stamp
 import json, os, resource, subprocess, sys, threading, time
 import pandas as pd
 from pathlib import Path
-out, profile, params, jobs = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+out, profile, params, jobs = Path(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 results = Path(os.environ["SIMPSONS_OUTPUTS_DIR"]) / profile  # where make writes this profile
 def host_in_use():  # the whole machine's memory in use (MemTotal - MemAvailable; the file cache is not counted)
     info = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
@@ -68,9 +71,9 @@ def watch():
         except Exception:
             pass
 threading.Thread(target=watch, daemon=True).start()
-start = time.perf_counter()
+start, started = time.perf_counter(), time.time()
 limit = float(os.environ.get("MAKE_ALL_LIMIT", "600"))
-make = ["make", f"-j{jobs}", "pipeline", f"PROFILE={profile}", f"PY={sys.executable}", "STAMP=/tmp/sim_stamp", f"PARAMS_ROOT={params}"]
+make = ["make", *([f"-j{jobs}"] if jobs else []), "pipeline", f"PROFILE={profile}", f"PY={sys.executable}", "STAMP=/tmp/sim_stamp", f"PARAMS_ROOT={params}"]
 with open(out / "make_all.txt", "w") as log:
     try:
         rc = subprocess.run(make, stdout=log, stderr=subprocess.STDOUT, timeout=limit).returncode
@@ -79,7 +82,7 @@ with open(out / "make_all.txt", "w") as log:
 wall = time.perf_counter() - start
 stop.set()
 peak_host = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-lines = [f"make -j{jobs} pipeline PROFILE={profile}: rc={rc}, wall {wall:.0f} s, peak host RSS (largest process) "
+lines = [f"make {f'-j{jobs} ' if jobs else ''}pipeline PROFILE={profile}: rc={rc}, wall {wall:.0f} s, peak host RSS (largest process) "
          f"{peak_host:.2f} GiB, peak host memory in use (whole machine) {host_peak[0]:.2f} GiB ({host_base:.2f} GiB "
          f"before make), peak GPU memory (nvidia-smi) {gpu_peak[0] / 1024:.1f} GiB"]
 for m in sorted((results / "metrics").glob("*.json")):
@@ -95,7 +98,14 @@ for m in sorted((results / "metrics").glob("*.json")):
                      f"train {d['train_seconds']} s ({rate:.0f} img/s median epoch) on {d.get('device_name')}, amp {d.get('amp')}")
 for nb in sorted((results / "manifests").glob("*.json")):
     d = json.loads(nb.read_text())
-    lines.append(f"{d['run']:16s} notebook {d['seconds']} s")
+    slot = d.get("gpu_slot")
+    lines.append(f"{d['run']:16s} notebook {d['seconds']} s" + (f" on GPU slot {slot['slot']} (CUDA_VISIBLE_DEVICES="
+                 f"{slot['cuda_visible_devices']})" if slot else ""))
+slots_log = results / ".plan" / "gpu-slots.log"  # run, slot, device, taken and given back (Unix seconds)
+if slots_log.exists():
+    rows = [r.split("\t") for r in slots_log.read_text().splitlines()]
+    (out / "gpu_slots.txt").write_text("".join(f"{r[0]:16s} slot {r[1]} (GPU {r[2]}) from {float(r[3]) - started:7.1f} s "
+                                               f"to {float(r[4]) - started:7.1f} s after make started\n" for r in rows))
 for nb in sorted((results / "notebooks").glob("*.ipynb")):
     cells = json.loads(nb.read_text())["cells"]
     timed = sorted(((c["metadata"].get("papermill", {}).get("duration") or 0, "".join(c["source"]).split("\n")[0][:70])

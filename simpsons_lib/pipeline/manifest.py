@@ -37,12 +37,15 @@ def package_versions() -> dict:
 
 
 def write(path: Path, *, run: str, kind: str, notebook: str, parameters: dict, keys: dict, data: dict,
-          metrics: dict | None, started: str, finished: str, seconds: float, products: dict | None = None) -> Path:
+          metrics: dict | None, started: str, finished: str, seconds: float, products: dict | None = None,
+          gpu_slot: dict | None = None) -> Path:
     metrics = metrics or {}
     return write_json(path, {
         "run": run, "kind": kind, "notebook": notebook, "parameters": parameters, "keys": keys,
         "git": git_commit(), "packages": package_versions(), "device": metrics.get("device"),
         "device_name": metrics.get("device_name"), "amp": metrics.get("amp"), "host": platform.node(), "data": data,
+        # the GPU slot the run held ({"slot", "cuda_visible_devices"}); None: it saw every GPU (one or none)
+        "gpu_slot": gpu_slot,
         "started": started, "finished": finished, "seconds": round(seconds, 1),
         "products": products or {},
         # what ``status`` diffs against when a key changes: each wing's code digest and the notebook's

@@ -12,6 +12,7 @@ the dependencies between runs for make. ``run`` executes one notebook with ``pro
 its only parameters (the kernel resolves the same values from the same files). A run that starts
 removes its previous results; a failed run leaves ``<run>.FAILED.ipynb`` and no results that look
 current. One pipeline at a time per outputs folder: ``locked`` holds the profile's lock while make runs.
+With several GPUs, make runs one job per GPU and each run holds one of them (``slots``).
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ from . import demo as generator  # noqa: E402
 from ..data.layout import (DEMO_MARKER, DatasetNotFoundError, demo_scale_of, demo_version_of,  # noqa: E402
                            find_study_layout, resolve_data_dir)
 from ..reporting import index_page  # noqa: E402
-from . import kernel, manifest, preflight, progress, record  # noqa: E402
+from . import kernel, manifest, preflight, progress, record, slots  # noqa: E402
 
 LOCK_ENV = "SIMPSONS_PIPELINE_LOCK"
+GPU_KINDS = ("train", "report")  # the notebooks that put models on a GPU (the EDA loads no torch)
 
 
 class PipelineError(RuntimeError):
@@ -85,9 +87,11 @@ def profile_lock(study: paths.StudyPaths):
             f.truncate(0)
 
 
-def locked(profile: str, command: list[str], plan_first: bool = False) -> int:
+def locked(profile: str, command: list[str], plan_first: bool = False, gpu_jobs: bool = False) -> int:
     """Run ``command`` (make) while holding the profile's lock, after the ``plan`` when ``plan_first``;
-    its children inherit the lock.
+    its children inherit the lock, the number of GPU slots (``slots``) and the job server of a make above
+    (``make -j4 pipeline``). ``gpu_jobs``: the command is a make that runs one job per GPU slot, unless
+    the make above was given ``-j`` (with one GPU or none, one job, as without it).
 
     The command runs in a process group of its own, and this process takes it down with it: Ctrl-C,
     ``kill`` (SIGTERM) and a closed terminal (SIGHUP) are passed on to the group, and when this process's
@@ -98,8 +102,15 @@ def locked(profile: str, command: list[str], plan_first: bool = False) -> int:
         if plan_first:
             keys = plan(profile, announce=True)
             print(f"plan: {len(keys)} runs of profile {profile} checked", flush=True)
+        n = slots.count()
+        if gpu_jobs:
+            command = slots.make_command(command, n)
+            if n > 1:
+                print(f"plan: {n} GPU slots: the runs that do not read each other run {n} at a time", flush=True)
         parent = os.getppid()
-        child = subprocess.Popen(command, process_group=0)
+        # the runs take their slots without counting the GPUs again
+        child = subprocess.Popen(command, process_group=0, pass_fds=slots.jobserver_fds(),
+                                 env={**os.environ, slots.ENV: str(n)})
         stop = threading.Event()
 
         def pass_on(signum, _frame):
@@ -401,20 +412,23 @@ def run_notebook(profile: str, run: str) -> Path:
 
     study = paths.StudyPaths(profile)
     params.profile_runs(profile)  # the profile's name is checked before any file is written
-    with profile_lock(study), _terminated_as_interrupt():
+    with profile_lock(study), _terminated_as_interrupt(), contextlib.ExitStack() as held:
         p = params.resolve(profile, run)
         layout = find_study_layout(p)
         keys = plan(profile)[run] if not study.run(run).key_file.is_file() else read_json(study.run(run).key_file)
         rp = study.run(run).make_dirs()
         _remove(_results(rp, p.kind) + [rp.failed_notebook, rp.running_notebook])
         notebook = paths.PROJECT_ROOT / p.notebook
-        started = datetime.now(timezone.utc)
-        t0 = time.perf_counter()
-        print(f"[{run}] {p.notebook} ...", flush=True)
         # papermill and nbclient log a dying kernel on their own; the one line below says it for this run
         for name in ("papermill", "traitlets", "nbclient"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
         try:
+            # a GPU of its own while it runs, when there are several (the kernel sees only that one)
+            slot = held.enter_context(slots.held(study.plan, run)) if p.kind in GPU_KINDS else None
+            started = datetime.now(timezone.utc)
+            t0 = time.perf_counter()
+            on = f" on GPU slot {slot.index} (CUDA_VISIBLE_DEVICES={slot.device})" if slot else ""
+            print(f"[{run}] {p.notebook}{on} ...", flush=True)
             with progress.printing(study.plan, run) as progress_file:
                 kernel.prepare_environment(progress_file)
                 # shutdown_kernel="immediate": every output has arrived and every file is written when the
@@ -430,7 +444,7 @@ def run_notebook(profile: str, run: str) -> Path:
                            data={"root": str(layout.root), "demo": layout.is_demo, "sha1": keys["data"]},
                            metrics=metrics, started=started.isoformat(timespec="seconds"),
                            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"), seconds=seconds,
-                           products=products(rp, p.kind))
+                           products=products(rp, p.kind), gpu_slot=slot.record() if slot else None)
             render_html(rp.running_notebook, rp)
             os.replace(rp.running_notebook, rp.notebook)  # last: the target exists only when all succeeded
         except BaseException as exc:
@@ -514,6 +528,7 @@ def main(argv: list[str] | None = None) -> None:
             cmd.add_argument("--if-needed", action="store_true", help="only when missing or at another scale")
         if name == "locked":
             cmd.add_argument("--plan", action="store_true", help="run the plan first, inside the lock")
+            cmd.add_argument("--gpu-jobs", action="store_true", help="the command is a make: one job per GPU slot")
             cmd.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     with one_line_errors(args.cmd):
@@ -526,7 +541,7 @@ def main(argv: list[str] | None = None) -> None:
             print(index_page.build(paths.StudyPaths(args.profile), params.profile_runs(args.profile)))
         elif args.cmd == "locked":
             command = args.command[1:] if args.command[:1] == ["--"] else args.command
-            raise SystemExit(locked(args.profile, command, plan_first=args.plan))
+            raise SystemExit(locked(args.profile, command, plan_first=args.plan, gpu_jobs=args.gpu_jobs))
         else:
             print(f"demo data: {demo_data(args.profile, args.scale, args.if_needed)}")
 

@@ -46,7 +46,8 @@ def set_rng_state(state: dict, loader) -> None:
     if state["loader"] is not None and generator is not None:
         generator.set_state(state["loader"])
     if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        # a run sees one GPU in a slot and every GPU without one: only the states of the GPUs it sees
+        torch.cuda.set_rng_state_all(state["cuda"][:torch.cuda.device_count()])
 
 
 class CheckpointError(RuntimeError):
