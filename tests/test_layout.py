@@ -93,7 +93,8 @@ def test_exploring_the_data_loads_no_deep_learning_libraries():
 def test_make_lab_opens_the_repository_root_works_as_root_and_takes_arguments():
     out = subprocess.run(["make", "-n", "lab", "LAB_ARGS=--no-browser --port 8890", "STAMP=Makefile"], cwd=REPO,
                          capture_output=True, text=True, check=True).stdout
-    assert "jupyter lab --notebook-dir=. " in out and "--no-browser --port 8890" in out
+    # each word of LAB_ARGS reaches the shell single-quoted (a user's text is never shell)
+    assert "jupyter lab --notebook-dir=. " in out and "'--no-browser' '--port' '8890'" in out
     assert ("--allow-root" in out) == (os.getuid() == 0)
 
 
