@@ -14,10 +14,20 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_TORCH_HUB = REPO.parent / "shared" / "torch-hub"
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One decoded-image cache for the whole session: each test's outputs folder is its own, but the tiny
+    demo (a session fixture, at one path) is decoded once per size, not once per test. The cache is keyed by
+    the files' paths, sizes and times, so a test's own copy of the data never reads another's entries."""
+    return tmp_path_factory.mktemp("image-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path, monkeypatch):
-    """Point the library's data and outputs folders at a temp dir for every test."""
+def isolated_dirs(tmp_path, monkeypatch, shared_cache):
+    """Point the library's data and outputs folders at a temp dir for every test; the decoded-image cache
+    at the session's ``shared_cache`` (a test about ``outputs/cache`` itself deletes SIMPSONS_CACHE_DIR)."""
     monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("SIMPSONS_CACHE_DIR", str(shared_cache))
     monkeypatch.setenv("SIMPSONS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SIMPSONS_PROGRESS", "0")
     return tmp_path

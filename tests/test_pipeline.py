@@ -586,8 +586,8 @@ def params_kind(run_file_text: str) -> str:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """`make demo-data pipeline PROFILE=demo` once, in a copy of the repository: the whole demo study, its
-    pages as `make demo` writes them, with one epoch a run (the pages and their links do not depend on how long a
-    run trains; this keeps the test near a minute and a half on two cores)."""
+    pages as `make demo` writes them, with one epoch a run, on the drawn data at the smoke profile's scale (the
+    pages and their links do not depend on how long a run trains nor on how many images it reads)."""
     root = tmp_path_factory.mktemp("demo")
     repo = copy_repository(root / "repo")
     for run_file in (repo / "params" / "demo").glob("*.yaml"):
@@ -595,6 +595,10 @@ def demo(tmp_path_factory):
         if params_kind(text) == "train":
             lines = [line for line in text.splitlines() if not line.startswith("epochs:")]
             run_file.write_text("\n".join(lines + ["epochs: 1"]) + "\n")
+    common = repo / "params" / "demo" / "_common.yaml"
+    text = common.read_text()
+    assert re.search(r"^demo_scale: [\d.]+", text, re.M)
+    common.write_text(re.sub(r"^demo_scale: [\d.]+", "demo_scale: 0.02", text, flags=re.M))
     result = subprocess.run(make_command(repo, "demo-data", "pipeline", profile="demo"), env=make_env(root),
                             capture_output=True, text=True, timeout=1500)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
