@@ -83,3 +83,15 @@ def torch_home(tmp_path, monkeypatch) -> Path:
     shutil.copy(found, home / "hub" / "checkpoints" / MOBILENET_V2_FILE)
     monkeypatch.setenv("TORCH_HOME", str(home))
     return home
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Under ``pytest -n`` (``make test``: ``--dist loadgroup``) the tests that share a module- or class-scoped
+    fixture (a study made once, e.g. test_pipeline's ``smoke`` and ``demo``) run in one worker, so the fixture is
+    made once; each such fixture is its own group, so two studies of one module can run side by side."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        for name, defs in (info.name2fixturedefs.items() if info else ()):
+            if defs and defs[-1].scope in ("module", "class"):
+                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))
