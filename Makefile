@@ -80,11 +80,13 @@ else
 	touch $@
 endif
 
+# One pytest worker per core (pytest-xdist); the tests of one study fixture share a worker (xdist_group).
+PYTEST_WORKERS ?= auto
 test: $(STAMP) $(TRACKING_STAMP) ## Run the test suite
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 
 test-fast: $(STAMP) $(TRACKING_STAMP) ## The quick tests (no end-to-end pipeline runs), in about a minute
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow"
 
 # As root (containers), Jupyter needs --allow-root; LAB_ARGS adds any other option (e.g. --no-browser).
 LAB_ARGS ?=

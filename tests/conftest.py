@@ -14,10 +14,20 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED_TORCH_HUB = REPO.parent / "shared" / "torch-hub"
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One decoded-image cache for the whole session: each test's outputs folder is its own, but the tiny
+    demo (a session fixture, at one path) is decoded once per size, not once per test. The cache is keyed by
+    the files' paths, sizes and times, so a test's own copy of the data never reads another's entries."""
+    return tmp_path_factory.mktemp("image-cache")
+
+
 @pytest.fixture(autouse=True)
-def isolated_dirs(tmp_path, monkeypatch):
-    """Point the library's data and outputs folders at a temp dir for every test."""
+def isolated_dirs(tmp_path, monkeypatch, shared_cache):
+    """Point the library's data and outputs folders at a temp dir for every test; the decoded-image cache
+    at the session's ``shared_cache`` (a test about ``outputs/cache`` itself deletes SIMPSONS_CACHE_DIR)."""
     monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("SIMPSONS_CACHE_DIR", str(shared_cache))
     monkeypatch.setenv("SIMPSONS_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("SIMPSONS_PROGRESS", "0")
     return tmp_path
@@ -73,3 +83,15 @@ def torch_home(tmp_path, monkeypatch) -> Path:
     shutil.copy(found, home / "hub" / "checkpoints" / MOBILENET_V2_FILE)
     monkeypatch.setenv("TORCH_HOME", str(home))
     return home
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Under ``pytest -n`` (``make test``: ``--dist loadgroup``) the tests that share a module- or class-scoped
+    fixture (a study made once, e.g. test_pipeline's ``smoke`` and ``demo``) run in one worker, so the fixture is
+    made once; each such fixture is its own group, so two studies of one module can run side by side."""
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        for name, defs in (info.name2fixturedefs.items() if info else ()):
+            if defs and defs[-1].scope in ("module", "class"):
+                item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))

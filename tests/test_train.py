@@ -40,19 +40,30 @@ def test_fit_lowers_the_loss_and_beats_chance(train_params):
                                    "val_accuracy", "lr", "seconds", "train_images_per_s"]
 
 
-@pytest.mark.slow
-def test_two_seeded_cpu_runs_are_identical(train_params, tmp_path, monkeypatch):
-    p = train_params(run_name="a", epochs=2, batch_size=32, augment=True, worst_classes=["bart_simpson", "lisa_simpson"])
-    s1, rp1, m1, r1 = run(p)
-    monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "other"))
-    s2, rp2, m2, r2 = run(p)
-    pd.testing.assert_frame_equal(without_timing(r1.history), without_timing(r2.history))
-    _, p1 = experiment.evaluate_model(m1, s1, p, rp1, r1, [])
-    _, p2 = experiment.evaluate_model(m2, s2, p, rp2, r2, [])
-    pd.testing.assert_frame_equal(p1, p2)
+def test_two_seeded_cpu_runs_are_identical_to_the_byte_and_another_seed_is_not(train_params, tmp_path, monkeypatch):
+    """One seed drives everything: two runs with the same parameters in two outputs folders have the same
+    history and predictions and write byte-identical checkpoints and exports; another seed trains otherwise."""
+    p = train_params(run_name="a", epochs=2, batch_size=32, augment=True, resume=True,
+                     worst_classes=["bart_simpson", "lisa_simpson"])
+    written = []
+    for where in ("one", "two"):
+        monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / where))
+        s, rp, model, result = run(p)
+        best = rp.best_checkpoint.read_bytes() if rp.best_checkpoint.exists() else None
+        _, predictions = experiment.evaluate_model(model, s, p, rp, result, [])
+        written.append({"history": without_timing(result.history), "predictions": predictions,
+                        "last.pt": rp.last_checkpoint.read_bytes(), "model.pt": rp.model_file.read_bytes(),
+                        "best.pt": best, "timings": (rp.models / train.TIMINGS_FILE).is_file()})
+    one, two = written
+    pd.testing.assert_frame_equal(one.pop("history"), two.pop("history"))
+    pd.testing.assert_frame_equal(one.pop("predictions"), two.pop("predictions"))
+    assert one == two and one["timings"]
+    # the times are kept beside the checkpoints, and a resumed history still has them
+    history = run(p)[3].history
+    assert history["seconds"].notna().all() and (history["seconds"] > 0).all()
     other = train_params(run_name="a", epochs=2, batch_size=32, augment=True, seed=1)
     monkeypatch.setenv("SIMPSONS_OUTPUTS_DIR", str(tmp_path / "third"))
-    assert not without_timing(run(other)[3].history).equals(without_timing(r1.history))
+    assert not without_timing(run(other)[3].history).equals(without_timing(history))
 
 
 class Interrupt(Exception):

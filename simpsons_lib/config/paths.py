@@ -70,8 +70,9 @@ def demo_data_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Decoded-image caches, shared by all runs and profiles (keyed by a data fingerprint)."""
-    return outputs_dir() / "cache"
+    """Decoded-image caches, shared by all runs and profiles (keyed by a data fingerprint): ``outputs/cache``,
+    or ``$SIMPSONS_CACHE_DIR`` (the tests share one across their temp outputs folders)."""
+    return Path(os.environ.get("SIMPSONS_CACHE_DIR") or outputs_dir() / "cache").resolve()
 
 
 class StudyPaths:
