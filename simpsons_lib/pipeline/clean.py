@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import os
 import re
 import shutil
 from pathlib import Path
 
 from ..config import paths
+from ..config.files import lock_or_holder
 
 PROFILE_ENTRIES = ("notebooks", "reports", "figures", "metrics", "models", "manifests", "sweeps", "tracking",
                    ".plan", ".lock", "submission.csv", "predictions.csv")
@@ -120,12 +120,8 @@ def _all_locks(profiles: list[Path]):
             lock = folder / ".lock"
             if not lock.is_file():
                 continue
-            handle = stack.enter_context(open(lock, "a+"))
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                handle.seek(0)
-                holder = handle.read().strip() or "another process"
+            holder = lock_or_holder(stack.enter_context(open(lock, "a+")))
+            if holder is not None:
                 raise CleanRefused(f"a pipeline is running on {folder} ({holder}); wait for it to finish or stop "
                                    "it, then clean; nothing removed") from None
         yield

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -37,7 +36,8 @@ from pathlib import Path
 sys.modules.setdefault("rfc3987_syntax", None)
 
 from ..config import params, paths  # noqa: E402
-from ..config.files import describe_os_error, product_change, read_json, sha1_file, write_text  # noqa: E402
+from ..config.files import (describe_os_error, lock_or_holder, product_change, read_json, sha1_file,  # noqa: E402
+                            write_text)
 from ..config.params import ParameterError  # noqa: E402
 from . import demo as generator  # noqa: E402
 from ..data.layout import (DEMO_MARKER, DatasetNotFoundError, demo_scale_of, demo_version_of,  # noqa: E402
@@ -68,11 +68,8 @@ def profile_lock(study: paths.StudyPaths):
     except OSError as exc:
         raise PipelineError(f"cannot take the profile's lock: {describe_os_error(exc, lock)}") from None
     with handle as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
+        holder = lock_or_holder(f)
+        if holder is not None:
             raise PipelineError(f"another pipeline is running on {study.dir} ({holder}); wait for it to finish "
                                 "or stop it, then run make again") from None
         f.seek(0)
