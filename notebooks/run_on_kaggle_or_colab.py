@@ -21,7 +21,7 @@
 # [![Open in Kaggle](https://kaggle.com/static/images/open-in-kaggle.svg)](https://kaggle.com/kernels/welcome?src=https://github.com/OWNER/simpsons-study/blob/main/notebooks/run_on_kaggle_or_colab.ipynb)
 # [![Open in Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/OWNER/simpsons-study/blob/main/notebooks/run_on_kaggle_or_colab.ipynb)
 #
-# Run every cell. This notebook clones the study at the pinned `REF`, installs its library into this
+# Run every cell. This notebook clones the study at `REF` (pin a commit), installs its library into this
 # notebook's Python (its torch and torchvision are kept, never replaced), finds the competition's data, runs the
 # whole study (one line per epoch of each run below), then shows the evolution of model quality and the
 # submission's first rows, and leaves `submission.csv` in the working folder.
