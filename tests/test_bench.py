@@ -18,7 +18,7 @@ def test_benchmark_prints_a_table_for_each_model(tiny_demo, tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data-dir", str(tiny_demo), "--device", "cpu",
          "--image-size", "96", "--batch-size", "8", "--steps", "2", "--warmup", "1", "--num-workers", "0",
-         "--out", str(out)], capture_output=True, text=True, timeout=600)
+         "--out", str(out)], capture_output=True, text=True, timeout=850)  # below pytest's 900 s: a busy machine (two workers) is slow, not broken
     assert result.returncode == 0, result.stderr[-2000:]
     table = pd.read_csv(out)
     assert list(table["model"]) == ["simple_cnn", "mid_cnn", "resnet50", "modern"]
@@ -32,7 +32,7 @@ def test_benchmark_measures_the_device_batch_path_at_several_batch_sizes_and_pro
         [sys.executable, str(REPO / "benchmarks" / "throughput.py"), "--data-dir", str(tiny_demo), "--device", "cpu",
          "--image-size", "96", "--batch-size", "8", "5", "--steps", "2", "--warmup", "1", "--loader", "device_batches",
          "--models", "simple_cnn", "--out", str(out), "--trace-out", str(trace)], capture_output=True, text=True,
-        timeout=600)
+        timeout=850)  # below pytest's 900 s: a busy machine (two workers) is slow, not broken
     assert result.returncode == 0, result.stderr[-2000:]
     table = pd.read_csv(out)
     assert list(table["loader"]) == ["device_batches"] * 2 and list(table["batch"]) == [8, 5]

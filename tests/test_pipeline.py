@@ -93,7 +93,7 @@ def test_the_study_writes_nothing_under_the_data_folder(smoke):
 
 
 def runs_in(dry_run_output: str) -> list[str]:
-    return re.findall(r"pipeline run --profile \w+ --run (\w+)", dry_run_output)
+    return re.findall(r"pipeline run --profile '?\w+'? --run '?(\w+)'?", dry_run_output)  # make quotes what a user typed
 
 
 def run_starts(out: Path) -> dict[str, str]:
