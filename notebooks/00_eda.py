@@ -55,7 +55,7 @@ print(s.describe())
 
 # %% [markdown]
 # ## Class distribution
-# When the classes are imbalanced, accuracy alone hides the rare ones: the study reports macro-F1 beside the Kaggle metric (micro-F1).
+# When the classes are imbalanced, accuracy alone hides the rare ones: the study reports macro-F1 beside micro-F1 (the share of images named right).
 
 # %%
 counts = eda.class_counts(s.index)
@@ -86,14 +86,14 @@ plots.save(fig, rp.figure("samples_rarest"))
 
 # %% [markdown]
 # ## Image sizes and modes
-# The models resize every image to a square input, and any colour mode is converted to RGB when loading.
+# The models resize every image to a square input, and any colour mode is converted to RGB when loading. Sizes and modes are read from the files' headers, of every image or of a seeded sample of `image_stats_sample` images; each table says which.
 
 # %%
 stats = eda.image_stats(s.index, p.image_stats_sample or None, p.seed)
-stats[["width", "height"]].describe().round(1)
+eda.size_table(stats, len(s.index))
 
 # %%
-stats.groupby(["format", "mode"]).size().to_frame("images")
+eda.mode_table(stats, len(s.index))
 
 # %%
 fig = plots.image_size_scatter(stats)
@@ -101,7 +101,7 @@ plots.save(fig, rp.figure("image_sizes"))
 
 # %% [markdown]
 # ## Near-duplicate frames
-# Frames taken from video come in runs of near-identical images, and the show's do. A random split puts copies of one frame on both sides, and validation then partly scores memory. Every image gets a perceptual hash (a DCT hash of its 32 px grey version, 195 bits, stored once in the image cache's folder); two images whose hashes differ in at most `near_duplicate_bits` bits are near-duplicates, and the connected pairs form groups. The table gives the groups, and what the recipe's random split and the grouped split (`split: grouped`, which keeps each group on one side) make of them; where the data lists copies it planted itself (the drawn stand-in's `frame_copies.csv`), it also scores the audit against them.
+# Frames taken from video come in runs of near-identical images. A random split puts copies of one frame on both sides, and validation then partly scores memory. Every image gets a perceptual hash (a DCT hash of its 32 px grey version, 195 bits, stored once in the image cache's folder); two images whose hashes differ in at most `near_duplicate_bits` bits are near-duplicates, and the connected pairs form groups. A copy of an image keeps its class, so a pair that joins two classes is likely a false match (two different images close in the hash, e.g. through a shared background); the audit counts them. The table gives the groups, and what the recipe's random split and the grouped split (`split: grouped`, which keeps each group on one side) make of them; where the data lists copies it planted itself (the drawn stand-in's `frame_copies.csv`), it also scores the audit against them.
 
 # %%
 audit = study.near_duplicate_audit(s, p)
@@ -129,12 +129,12 @@ fig = plots.near_duplicate_pairs(s.near_duplicates.least_alike_pairs(p.grid_per_
 plots.save(fig, rp.figure("near_duplicate_threshold_pairs"))
 
 # %% [markdown]
-# Test images with a near-duplicate among the training images (left: the test image's Id; listed in `metrics/eda_test_near_duplicates.csv`): a model may have seen them already, as on Kaggle.
+# Test images with a near-duplicate among the training images (left: the test image's Id; listed in `metrics/eda_test_near_duplicates.csv`): a model may have seen them already.
 
 # %%
 test_pairs = s.near_duplicates.closest_pairs(test=True)
 files.write_csv(rp.table("test_near_duplicates"), test_pairs)
-fig = plots.near_duplicate_pairs(test_pairs, p.near_duplicate_bits, n=p.grid_per_class * 3,
+fig = plots.near_duplicate_pairs(test_pairs, p.near_duplicate_bits, n=p.grid_per_class * 3, test=True,
                                  title=f"Test images and their nearest training image (at most {p.near_duplicate_bits} bits)")
 plots.save(fig, rp.figure("test_near_duplicate_pairs"))
 

@@ -20,7 +20,7 @@
 # %% [markdown]
 # # 01 · SimpleCnn (with and without augmentation)
 #
-# The recipe's baseline: five Conv→BatchNorm→ReLU→MaxPool blocks (3→8→16→32→64→96 channels, no padding) and a small fully connected classifier. The pipeline runs this notebook twice: `simple_cnn` without augmentation and `simple_cnn_aug` with the recipe's per-class augmentation, whose weakest classes come from the first run. The note below gives the original write-up's figure for the step, on the Kaggle data; the scores on this page are this run's, on the data the profile names.
+# The recipe's baseline: five Conv→BatchNorm→ReLU→MaxPool blocks (3→8→16→32→64→96 channels, no padding) and a small fully connected classifier. The pipeline runs this notebook twice: `simple_cnn` without augmentation and `simple_cnn_aug` with the recipe's per-class augmentation, whose weakest classes come from the first run. The scores on this page are this run's, on the data the profile names.
 
 # %% tags=["parameters"]
 profile: str = "demo"   # a folder of params/: demo, full, smoke or your own
@@ -86,7 +86,7 @@ plots.save(fig, rp.figure("learning_curves"))
 
 # %% [markdown]
 # ## Validation
-# The best checkpoint on the validation split. Micro-F1 is Kaggle's metric (equal to accuracy for one label per image); macro-F1 weighs every class equally.
+# The best checkpoint on the validation split. Micro-F1 is the share of images named right (equal to accuracy for one label per image); macro-F1 weighs every class equally.
 
 # %% tags=["shared"]
 metrics, predictions = experiment.evaluate_model(model, s, p, rp, result, worst)

@@ -20,7 +20,7 @@
 # %% [markdown]
 # # 02 · MidCnn with augmentation
 #
-# SimpleCnn's blocks with padding (less of the image is lost at each step), BatchNorm1d and dropout in the classifier, trained with the recipe's per-class augmentation (the note below gives the original write-up's figure, on the Kaggle data; the scores on this page are this run's). This notebook's own step is the augmentation: which classes get the strong policy, why, and what the model sees.
+# SimpleCnn's blocks with padding (less of the image is lost at each step), BatchNorm1d and dropout in the classifier, trained with the recipe's per-class augmentation (the scores on this page are this run's, on the data the profile names). This notebook's own step is the augmentation: which classes get the strong policy, why, and what the model sees.
 
 # %% tags=["parameters"]
 profile: str = "demo"   # a folder of params/: demo, full, smoke or your own
@@ -99,7 +99,7 @@ plots.save(fig, rp.figure("learning_curves"))
 
 # %% [markdown]
 # ## Validation
-# The best checkpoint on the validation split. Micro-F1 is Kaggle's metric (equal to accuracy for one label per image); macro-F1 weighs every class equally.
+# The best checkpoint on the validation split. Micro-F1 is the share of images named right (equal to accuracy for one label per image); macro-F1 weighs every class equally.
 
 # %% tags=["shared"]
 metrics, predictions = experiment.evaluate_model(model, s, p, rp, result, worst)

@@ -20,7 +20,7 @@
 # %% [markdown]
 # # 03 · Transfer learning: a pretrained backbone, its last stage and a new head
 #
-# A torchvision backbone (`backbone`) with `weights` (the recipe: ResNet50 with ImageNet weights; the note below gives the original write-up's figures, on the Kaggle data) is frozen except its last stage, and its classifier is replaced by a new head features → `head_hidden` → classes. This notebook's own step is what transfer learning trains: which stages stay frozen, which weights they hold, and the head's shape, all read from the model itself.
+# A torchvision backbone (`backbone`) with `weights` (the recipe: ResNet50 with ImageNet weights) is frozen except its last stage, and its classifier is replaced by a new head features → `head_hidden` → classes. This notebook's own step is what transfer learning trains: which stages stay frozen, which weights they hold, and the head's shape, all read from the model itself.
 
 # %% tags=["parameters"]
 profile: str = "demo"   # a folder of params/: demo, full, smoke or your own
@@ -89,7 +89,7 @@ plots.save(fig, rp.figure("learning_curves"))
 
 # %% [markdown]
 # ## Validation
-# The best checkpoint on the validation split. Micro-F1 is Kaggle's metric (equal to accuracy for one label per image); macro-F1 weighs every class equally.
+# The best checkpoint on the validation split. Micro-F1 is the share of images named right (equal to accuracy for one label per image); macro-F1 weighs every class equally.
 
 # %% tags=["shared"]
 metrics, predictions = experiment.evaluate_model(model, s, p, rp, result, worst)

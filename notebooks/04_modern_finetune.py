@@ -30,10 +30,6 @@
 # - `weights` with `weights_fallback`: the named ImageNet weights, or, when torchvision cannot provide them (not in the TORCH_HOME cache, not downloadable) and the fallback is `random`, random weights, which the run's title, metrics and the index page then state.
 #
 # What this run uses is in the parameters table below; the numbers it reaches are measured on the data the profile names.
-#
-# ## Why the full profile bets on ConvNeXt-Tiny
-#
-# On Kaggle, one test error costs about 0.001 of micro-F1: the original write-up's 0.993 (its ResNet50 submission) is about seven errors, the public best (0.997-0.998, EfficientNet-B2/B4) two or three, and 0.998 or better allows at most two. The recipe leaves most of its network frozen on ImageNet features; the gap is closed by letting the whole of a stronger backbone adapt to cartoon images without overfitting 20,933 images. The full profile's `modern` run does that with ConvNeXt-Tiny (torchvision's `IMAGENET1K_V1`, 82.5 % ImageNet top-1 against ResNet50's 76.1 % and EfficientNet-B2's 80.6 %) at 224 px, the resolution its weights were made at and the one the other runs' image cache already holds; it is fine-tuned whole with the recipe ConvNeXt was itself trained with (AdamW, weight decay 0.05, warmup then cosine, label smoothing 0.1, MixUp/CutMix), plus layer-wise LR decay 0.7 and flip TTA. That is the bet; this repository has not run it on the Kaggle data, and only that run (or a Kaggle score) can confirm it.
 
 # %% tags=["parameters"]
 profile: str = "demo"   # a folder of params/: demo, full, smoke or your own
@@ -52,6 +48,9 @@ console.setup_logging()
 p = params.resolve(profile, run, overrides)
 rp = paths.run_paths(p)
 notes.page_notes(p)
+
+# %%
+notes.modern_bet(p)
 
 # %% [markdown]
 # The run's parameters, resolved as the pipeline resolves them (schema defaults, then the profile's `_common.yaml`, its run file, then `overrides`) and checked: an unknown key or a bad value stops here.
@@ -110,7 +109,7 @@ plots.save(fig, rp.figure("learning_curves"))
 
 # %% [markdown]
 # ## Validation
-# The best checkpoint on the validation split. Micro-F1 is Kaggle's metric (equal to accuracy for one label per image); macro-F1 weighs every class equally.
+# The best checkpoint on the validation split. Micro-F1 is the share of images named right (equal to accuracy for one label per image); macro-F1 weighs every class equally.
 
 # %% tags=["shared"]
 metrics, predictions = experiment.evaluate_model(model, s, p, rp, result, worst)

@@ -20,7 +20,7 @@
 # %% [markdown]
 # # 05 · The study: evolution of model quality, and the submission
 #
-# Every training run side by side on the validation split (the original write-up's *evolution of model quality*), with an ensemble of runs when the profile names one, the per-class picture across runs, what the best model looks at (Grad-CAM), test-time augmentation, and the Kaggle submission (`submission.csv`). When the profile names an `answers` file (true test labels, `Id,Expected`), the submission is scored against it.
+# Every training run side by side on the validation split (the *evolution of model quality*), with an ensemble of runs when the profile names one, the per-class picture across runs, what the best model looks at (Grad-CAM), test-time augmentation, and the submission (`submission.csv`). When the profile names an `answers` file (true test labels, `Id,Expected`), the submission is scored against it.
 
 # %% tags=["parameters"]
 profile: str = "demo"   # a folder of params/: demo, full, smoke or your own
@@ -50,7 +50,7 @@ p
 
 # %% [markdown]
 # ## Evolution of model quality
-# The runs in study order. With `ensemble`, the mean of the named runs' probabilities is validated on the same images and joins the table as run `ensemble`. `micro_f1` and `macro_f1` are the validation scores at the best epoch, which is chosen on that same split; `last_epoch_*` are the last epoch's, so the selection effect shows. `test_micro_f1` and `test_macro_f1` score every run on the held-out test images against the profile's true test labels (`answers`, with the report's `submission_tta`); the Kaggle data has none, and the column says so.
+# The runs in study order. With `ensemble`, the mean of the named runs' probabilities is validated on the same images and joins the table as run `ensemble`. `micro_f1` and `macro_f1` are the validation scores at the best epoch, which is chosen on that same split; `last_epoch_*` are the last epoch's, so the selection effect shows. `test_micro_f1` and `test_macro_f1` score every run on the held-out test images against the profile's true test labels (`answers`, with the report's `submission_tta`); without an `answers` file there are none, and the table says so once, above it.
 
 # %%
 metrics = tables.load_run_metrics(rp.study, p.runs)
@@ -94,7 +94,7 @@ print(narrative.describe_strong_cue(cue))
 
 # %% [markdown]
 # ## Validation and near-duplicate frames
-# The show's frames come in runs of near-identical images (the EDA's audit). For each run: how many of its validation images have a near-duplicate among its training images, and how it scores on those against the others. Each run of `split_runs` was trained like one of `runs` but on the other split (`split: grouped` keeps each group of near-duplicates on one side): the second table puts the two side by side, so what the random split flatters is measured, not assumed. The two splits validate on different images, so the difference also holds the noise of that draw.
+# Frames taken from video come in runs of near-identical images (the EDA's audit). For each run: how many of its validation images have a near-duplicate among its training images, and how it scores on those against the others. Each run of `split_runs` was trained like one of `runs` but on the other split (`split: grouped` keeps each group of near-duplicates on one side): the second table puts the two side by side, so what the random split flatters is measured, not assumed. The two splits validate on different images, so the difference also holds the noise of that draw: near-duplicates can explain at most the random split's validation images with a near-duplicate in training, each worth 1/n of micro-F1 (n: its validation images), and the words below put no more of the difference down to them.
 
 # %%
 split_metrics = tables.load_run_metrics(rp.study, p.split_runs)
@@ -102,7 +102,7 @@ validation = tables.near_duplicate_validation(rp.study, {**metrics, **split_metr
 tables.show(validation)
 
 # %%
-comparison = tables.split_comparison(metrics, split_metrics)
+comparison = tables.split_comparison(metrics, split_metrics, validation)
 print(narrative.describe_splits(comparison, validation))
 tables.show(comparison)
 
@@ -123,7 +123,7 @@ plots.save(fig, rp.figure("best_misclassified"))
 
 # %% [markdown]
 # ## What a model looks at (Grad-CAM)
-# Class activation maps (captum's `LayerGradCam`) for the predicted class: the most confident mistakes (red), then correct images of each confused pair (green). The map is read from the deepest stage whose map is at least 7×7 at the run's input size (a 2×2 map would paint the whole image), and it is shown over the image with an opacity that follows it, with a colour bar. The run shown is the best that really used pretrained weights; without one, the best that trained its own weights (a transfer run that fell back to random weights is not shown). On the drawn demo data, the generator recorded where it drew each character (`character_boxes.csv`, outlined dashed): the table after the figure gives the share of the maps' mass inside the character's box against the box's share of the image, on correctly predicted validation images.
+# Class activation maps (captum's `LayerGradCam`) for the predicted class: the most confident mistakes (red), then correct images of each confused pair (green). The map is read from the deepest stage whose map is at least 7×7 at the run's input size (a 2×2 map would paint the whole image), and it is shown over the image with an opacity that follows it, with a colour bar. The run shown is the best that really used pretrained weights; without one, the best that trained its own weights (a transfer run that fell back to random weights is not shown). Where the data folder records a box around each image's subject (`character_boxes.csv`, as the generated data writes it; outlined dashed), the table after the figure gives the share of the maps' mass inside that box against the box's share of the image, on correctly predicted validation images.
 
 # %%
 explained = report.explained_run(metrics)
@@ -162,7 +162,7 @@ written = submission.write_submission(predictions, rp.study.submission_csv, subm
 print(f"checked and written: {written.name}")
 
 # %% [markdown]
-# The submission's record: which run made it, its rows, any fallback predictions, and its score when the profile names an `answers` file (on the Kaggle data, Kaggle scores it: `make submit`).
+# The submission's record: which run made it, its rows, any fallback predictions, and its score when the profile names an `answers` file.
 
 # %%
 summary = submission.summarize(sub_run, rp.study.submission_csv, layout.answers_file(p, test.layout),

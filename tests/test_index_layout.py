@@ -18,7 +18,7 @@ import pytest
 from simpsons_lib.config import params, paths
 from simpsons_lib.config.files import write_json, write_text
 from simpsons_lib.reporting import index_page
-from simpsons_lib.reporting.tables import NO_TEST_LABELS
+from simpsons_lib.reporting.notes import NO_TEST_LABELS
 
 RUNS = ["eda", "simple_cnn", "simple_cnn_aug", "simple_cnn_grouped", "mid_cnn", "resnet50", "modern", "report"]
 CLASSES = ["bart_simpson", "homer_simpson", "lisa_simpson"]

@@ -1,7 +1,7 @@
 """Near-duplicate frames: which images are near-identical copies of one another, and where they fall.
 
-The show's frames come in runs of near-identical images, so a random split puts copies of one frame on
-both sides, and validation then partly scores memory, not recognition. This module finds such copies
+Frames taken from video come in runs of near-identical images, so a random split puts copies of one frame
+on both sides, and validation then partly scores memory, not recognition. This module finds such copies
 with a perceptual hash and groups them, for the EDA's audit and for the grouped split
 (``layout.split_train_val`` with ``groups``), which keeps each group on one side.
 
@@ -21,7 +21,9 @@ fingerprint.
 
 Two images are near-duplicates when their hashes differ in at most ``max_distance`` bits
 (``near_duplicate_bits``, 34 by default: 17% of the bits, between the demo's copies and its different
-frames); groups are the connected components of that relation.
+frames); groups are the connected components of that relation. A copy of an image keeps its class, so a
+pair that joins two classes is likely a false match (two different images close in the hash: a shared
+background, a plain frame), and the audit says so.
 """
 
 from __future__ import annotations
@@ -188,11 +190,13 @@ class NearDuplicates:
         groups = self.duplicate_groups()
         crossing = self.crossing(train, val)
         twins = self.has_twin_in(val.index, train.index)
+        classes = self.index["class_name"].to_numpy()
         out = {
             "hash": f"DCT hash, {HASH_BITS} bits of {HASH_IMAGE_SIZE} px grey images",
             "max_distance_bits": self.max_distance,
             "training_images": len(self.index),
             "near_duplicate_pairs": len(self.pairs),
+            "pairs_joining_classes": int((classes[self.pairs["a"].to_numpy()] != classes[self.pairs["b"].to_numpy()]).sum()),
             "groups": len(groups),
             "images_in_groups": int(groups["size"].sum()) if len(groups) else 0,
             "largest_group": int(groups["size"].max()) if len(groups) else 1,
@@ -257,8 +261,10 @@ def audit_table(record: dict) -> pd.DataFrame:
     the threshold and, on the demo data, the score against the planted copies (the same under both splits)."""
     rows = {"hash": "hash", "near-duplicates: at most this many bits apart": "max_distance_bits",
             "training images": "training_images", "near-duplicate pairs": "near_duplicate_pairs",
+            "pairs joining two classes (likely false matches)": "pairs_joining_classes",
             "near-duplicate groups (2 or more images)": "groups", "images in those groups": "images_in_groups",
-            "largest group": "largest_group", "groups with more than one class": "groups_with_several_classes",
+            "largest group": "largest_group",
+            "groups with more than one class (holding a likely false match)": "groups_with_several_classes",
             "groups on both sides of the split": "groups_across_split", "validation images": "val_images",
             "validation images with a near-duplicate in training": "val_images_with_near_duplicate_in_train",
             "test images": "test_images",
@@ -274,16 +280,29 @@ def audit_table(record: dict) -> pd.DataFrame:
     return table.dropna(how="all")
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``1 group``, ``2 groups``: a count with its noun."""
+    return f"{n:,} {word if n == 1 else words or word + 's'}"
+
+
 def describe(summary: dict, split: str) -> str:
-    """The audit in a few lines of words, for the notebooks."""
+    """The audit in a few lines of words, for the notebooks: a pair that joins two classes is said to be
+    likely a false match (a copy keeps its class)."""
     s = summary
     lines = [f"{s['hash']}; near-duplicates: at most {s['max_distance_bits']} bits apart.",
-             f"training images: {s['training_images']}; {s['groups']} groups of near-duplicates hold "
-             f"{s['images_in_groups']} of them (largest {s['largest_group']}; "
-             f"{s['groups_with_several_classes']} with more than one class).",
-             f"the {split} split puts {s['groups_across_split']} groups on both sides: "
-             f"{s['val_images_with_near_duplicate_in_train']} of {s['val_images']} validation images have a "
-             "near-duplicate in training."]
+             f"training images: {s['training_images']:,}; {plural(s['groups'], 'group')} of near-duplicates "
+             f"{'holds' if s['groups'] == 1 else 'hold'} {s['images_in_groups']:,} of them (largest "
+             f"{s['largest_group']}; {s['groups_with_several_classes']} with more than one class)."]
+    across = s.get("pairs_joining_classes", 0)
+    if across:
+        lines.append(f"{plural(across, 'pair')} of {s['near_duplicate_pairs']:,} "
+                     f"{'joins' if across == 1 else 'join'} two different classes: likely "
+                     f"{'a false match' if across == 1 else 'false matches'} (a copy of an image keeps its "
+                     "class; two different images can come this close through a shared background).")
+    twins = s["val_images_with_near_duplicate_in_train"]
+    lines.append(f"the {split} split puts {plural(s['groups_across_split'], 'group')} on both sides: "
+                 f"{twins:,} of {s['val_images']:,} validation images {'has' if twins == 1 else 'have'} a "
+                 "near-duplicate in training.")
     if "test_images" in s:
         lines.append(f"test images with a near-duplicate in training: {s['test_images_with_near_duplicate_in_train']} "
                      f"of {s['test_images']}.")

@@ -29,3 +29,28 @@ def image_stats(index: pd.DataFrame, sample: int | None = None, seed: int = 0) -
         with Image.open(p) as img:
             rows.append((p, img.width, img.height, img.mode, img.format))
     return pd.DataFrame(rows, columns=["path", "width", "height", "mode", "format"])
+
+
+def measured(stats: pd.DataFrame, total: int) -> str:
+    """Which images ``image_stats`` read: ``all 458 training images`` or ``2,000 of 20,933 training images
+    sampled (seeded)``."""
+    n = len(stats)
+    return f"all {total:,} training images" if n >= total else f"{n:,} of {total:,} training images sampled (seeded)"
+
+
+SIZE_ROWS = {"mean": "mean", "std": "standard deviation", "min": "smallest", "25%": "25th percentile",
+             "50%": "median", "75%": "75th percentile", "max": "largest"}
+
+
+def size_table(stats: pd.DataFrame, total: int):
+    """Widths and heights (px) of the images ``image_stats`` read, headed by how many of the ``total``
+    training images those are: a sample says it is one (no bare ``count`` row)."""
+    table = stats[["width", "height"]].describe().drop(index="count").rename(index=SIZE_ROWS)
+    table.columns = ["width (px)", "height (px)"]
+    return table.style.format("{:,.1f}").set_caption(f"Image sizes: {measured(stats, total)}")
+
+
+def mode_table(stats: pd.DataFrame, total: int):
+    """Images per file format and colour mode, among the images ``image_stats`` read (said in the caption)."""
+    table = stats.groupby(["format", "mode"]).size().to_frame("images").reset_index()
+    return table.style.hide(axis="index").format(escape="html").set_caption(f"Formats and colour modes: {measured(stats, total)}")

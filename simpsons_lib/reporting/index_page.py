@@ -1,7 +1,8 @@
 """``reports/index.html``: the study read as steps, in order. Every run of the profile is listed with its
 state as its files say (current, out of date, failed, running, not run yet), what it tried, its scores
 (never a failed run's, an out-of-date run's marked as such), its gain over the step before, the original
-write-up's figure where there is one (labelled as the original's, on the Kaggle data), where it errs most,
+write-up's figure where there is one (labelled as the original's, on the Kaggle data; the column is shown
+only on the Kaggle data and its drawn stand-in), where it errs most,
 and links to its pages: only to files that exist. It renders from whatever a study folder holds, however
 partial (a run that failed, results removed, no report yet)."""
 
@@ -77,14 +78,16 @@ def run_state(study: paths.StudyPaths, run: str, manifest: dict | None) -> str:
     return NOT_RUN
 
 
-def _test_scores(study: paths.StudyPaths) -> tuple[dict[str, str], str | None]:
-    """Each run's test micro-F1 from the report's evolution table (scored on the test answers), and the
-    table's word for why a run has none (``no test labels ...``), said once under the table rather than
-    in every row; empty before the report ran."""
+def _test_scores(study: paths.StudyPaths, p: dict) -> tuple[dict[str, str], str | None]:
+    """Each run's test micro-F1 from the report's evolution table (scored on the test answers), and why a
+    run has none when no run has one (``no test labels ...``, in the words of the data of ``p``), said once
+    under the table rather than in every row; empty before the report ran."""
     if not study.evolution_csv.is_file():
         return {}, None
     with open(study.evolution_csv, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        column = "test_micro_f1" in (reader.fieldnames or [])
     out, why = {}, None
     for row in rows:
         value = row.get("test_micro_f1")
@@ -92,7 +95,9 @@ def _test_scores(study: paths.StudyPaths) -> tuple[dict[str, str], str | None]:
             out[row["run"]] = f"{float(value):.4f}"
         except (TypeError, ValueError):
             out[row["run"]] = "–"
-            why = why or value or None
+            why = why or value or None  # an evolution table that wrote its reason in every row
+    if column and rows and why is None and all(v == "–" for v in out.values()):
+        why = page_notes.no_test_labels(p)
     return out, why
 
 
@@ -164,7 +169,6 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
              if study.manifests.is_dir() else {})
     runs = list(dict.fromkeys(order or []))
     runs += sorted((r for r in found if r not in runs), key=lambda r: found[r].get("started", ""))
-    tested, untested = _test_scores(study)
     info = {}
     for run in runs:
         manifest = found.get(run)
@@ -175,6 +179,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
                      "state": run_state(study, run, manifest)}
     first = next((i["p"] for i in info.values() if i["p"]), {"dataset": "kaggle"})
     title = page_notes.study_title(first)
+    tested, untested = _test_scores(study, first)
 
     def shown(state):
         return state in SHOWN
@@ -238,7 +243,7 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     env.filters["breakable"] = breakable
     page = env.get_template("index.html.j2").render(
-        title=title, profile=study.profile, untested=untested, other_split=other_split, notes=_notes(manifests, weights_used), steps=steps, ensemble=ensemble,
+        title=title, profile=study.profile, untested=untested, kaggle=original.applies(first), other_split=other_split, notes=_notes(manifests, weights_used), steps=steps, ensemble=ensemble,
         errs=errs, submission_original=original.describe_submission(first), chart=chart, heatmap=heatmap, files=files, submission=submission, submission_link=submission_link,
         test_header=f"test micro-F1 (on the test answers, {tta} TTA)" if tta != "none" else
         "test micro-F1 (on the test answers)", report_state=report_state,

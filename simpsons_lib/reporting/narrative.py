@@ -164,7 +164,10 @@ def describe_strong_cue(table) -> str:
 
 def describe_splits(comparison, validation) -> str:
     """The near-duplicate section in words: how much of each run's validation has a near-copy in training,
-    how it scores on those against the others, and what each run scores under the two splits."""
+    how it scores on those against the others, and what each run scores under the two splits. A difference
+    between the splits is put down to near-duplicates only as far as they can explain it: each validation
+    image of the random split with a near-duplicate in training is worth 1/n of its micro-F1 (n: its
+    validation images); the rest is the noise of validating on other images."""
     lines = []
     for run, row in validation.iterrows():
         share = row["with a near-duplicate in training"] / max(1, row["validation images"])
@@ -172,13 +175,40 @@ def describe_splits(comparison, validation) -> str:
                f"; micro-F1 {row['micro-F1 on those']:.3f} on those against {row['micro-F1 on the others']:.3f} "
                "on the others")
         lines.append(f"{run} ({row['split']} split): {row['with a near-duplicate in training']} of "
-                     f"{row['validation images']} validation images ({share:.0%}) have a near-duplicate in "
+                     f"{row['validation images']} validation images ({share:.0%}) "
+                     f"{'has' if row['with a near-duplicate in training'] == 1 else 'have'} a near-duplicate in "
                      f"training{gap}.")
     for row in comparison.to_dict("records"):
+        diff = row["micro-F1 difference (random - grouped)"]
         lines.append(f"{row['model']}: micro-F1 {row['random: micro-F1']:.3f} under the random split "
                      f"({row['random split run']}) against {row['grouped: micro-F1']:.3f} under the grouped split "
-                     f"({row['grouped split run']}): the random split adds {row['micro-F1 the random split adds']:+.3f}; "
-                     f"macro-F1 {row['random: macro-F1']:.3f} against {row['grouped: macro-F1']:.3f}.")
+                     f"({row['grouped split run']}), a difference of {diff:+.3f}; macro-F1 "
+                     f"{row['random: macro-F1']:.3f} against {row['grouped: macro-F1']:.3f}. "
+                     + _split_difference(diff, row))
     if comparison.empty:
         lines.append("No run of this profile was trained under the other split (report parameter split_runs).")
     return "\n".join(lines)
+
+
+def _split_difference(diff: float, row: dict) -> str:
+    """What the near-duplicates can explain of a difference ``diff`` between the splits (``row``: a row of
+    ``tables.split_comparison``), and what they cannot."""
+    twins, bound = (row.get("random: validation images with a near-duplicate in training"),
+                    row.get("at most explained by near-duplicates"))
+    n = row["random: validation images"]
+    if twins is None or bound is None or twins != twins or bound != bound:  # None or NaN: not audited
+        return ("How much of it near-duplicates explain is not known (the random split's predictions carry no "
+                "near-duplicate audit); the two splits also validate on different images.")
+    twins = int(twins)
+    if twins == 0:
+        return ("No validation image of the random split has a near-duplicate in training, so none of the "
+                "difference comes from near-duplicates: it is the noise of validating on other images.")
+    why = (f"{twins} of the random split's {n} validation images {'has' if twins == 1 else 'have'} a "
+           f"near-duplicate in training, each worth 1/{n} of micro-F1")
+    if diff <= 0:
+        return f"The random split does not score higher here, though near-duplicates could add up to {bound:.3f} ({why})."
+    if diff <= bound:
+        return (f"Near-duplicates can explain at most {bound:.3f} ({why}): all of it, or none of it (the noise of "
+                "validating on other images).")
+    return (f"Near-duplicates can explain at most {bound:.3f} of it ({why}); the other {diff - bound:.3f} is the "
+            "noise of validating on other images.")

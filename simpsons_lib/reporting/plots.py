@@ -61,9 +61,11 @@ def image_grid(paths: Sequence[str], titles: Sequence[str] | None = None, ncols:
     return fig
 
 
-def near_duplicate_pairs(pairs: pd.DataFrame, max_distance: int, n: int = 12, title: str | None = None):
+def near_duplicate_pairs(pairs: pd.DataFrame, max_distance: int, n: int = 12, title: str | None = None,
+                         test: bool = False):
     """The ``n`` closest pairs (``NearDuplicates.closest_pairs``) side by side, each captioned with its class
-    (or test Id) and its distance in bits, under a title naming the threshold."""
+    (or, ``test``, the test image's Id) and its distance in bits, under a title naming the threshold; a
+    training pair that joins two classes is captioned as likely a false match (a copy keeps its class)."""
     pairs = pairs.head(n)
     if pairs.empty:
         fig, ax = plt.subplots(figsize=(6, 1))
@@ -73,7 +75,8 @@ def near_duplicate_pairs(pairs: pd.DataFrame, max_distance: int, n: int = 12, ti
     paths, titles = [], []
     for row in pairs.itertuples():
         paths += [row.path_a, row.path_b]
-        titles += [f"{row.class_a}", f"{row.class_b} · {row.distance} bits"]
+        false = "" if test or row.class_a == row.class_b else "\nanother class: likely a false match"
+        titles += [f"{row.class_a}", f"{row.class_b} · {row.distance} bits{false}"]
     return image_grid(paths, titles, ncols=6, size=1.8,
                       title=title or f"Closest pairs (near-duplicates: at most {max_distance} bits apart)")
 
@@ -180,16 +183,33 @@ def misclassified_gallery(wrong: pd.DataFrame, n: int = 24, ncols: int = 6):
                       title="Misclassified validation images (true → predicted)")
 
 
+# The evolution chart is shown across the index page's width (about 1,200 px): a 12-inch figure saved at
+# 110 dpi is about 1,300 px wide, so its 11 pt text (17 px in the image) is about 16 px on the page, and
+# at least 11 px wherever the chart is shown 860 px wide or more (a window of about 900 px).
+EVOLUTION_INCHES = (12, 5.5)
+EVOLUTION_FONT = 11  # pt: every text of the chart, the value labels included
+
+
 def f1_evolution(table: pd.DataFrame):
-    """Validation micro- and macro-F1 per run, in study order (the evolution of model quality)."""
+    """Validation micro- and macro-F1 per run, in study order (the evolution of model quality), sized for
+    the index page's width (``EVOLUTION_INCHES``) with every text at ``EVOLUTION_FONT`` pt; the value labels
+    stand upright over their bars when more than nine runs share the width (a bar is then narrower than
+    its label)."""
     frame = table.set_index("run")[["micro_f1", "macro_f1"]]  # run names: short; the titles are in the table
     frame.index = [textwrap.fill(str(t).replace("_", " "), 14) for t in frame.index]
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(frame)), 4.5))
-    frame.plot.bar(ax=ax, rot=0, color=["#4c72b0", "#55a868"])
+    upright = len(frame) > 9
+    fig, ax = plt.subplots(figsize=EVOLUTION_INCHES)
+    frame.plot.bar(ax=ax, rot=0, color=["#4c72b0", "#55a868"], width=0.8)
     for container in ax.containers:
-        ax.bar_label(container, fmt="%.3f", fontsize=8)
-    ax.set(ylim=(0, 1.1), ylabel="validation F1", xlabel="", title="Evolution of model quality")
-    ax.legend(["micro-F1 (Kaggle metric)", "macro-F1"], loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
+        ax.bar_label(container, fmt="%.3f", fontsize=EVOLUTION_FONT, rotation=90 if upright else 0, padding=3)
+    ax.set(ylim=(0, 1.3 if upright else 1.12), xlabel="")
+    ax.set_ylabel("validation F1", fontsize=EVOLUTION_FONT)
+    ax.set_title("Evolution of model quality", fontsize=EVOLUTION_FONT + 2)
+    ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.tick_params(labelsize=EVOLUTION_FONT)
+    ax.grid(axis="x", visible=False)
+    ax.legend(["micro-F1", "macro-F1"], loc="upper center", bbox_to_anchor=(0.5, -0.14 - 0.05 * max(
+        str(i).count("\n") for i in frame.index)), ncol=2, fontsize=EVOLUTION_FONT)
     fig.tight_layout()
     return fig
 

@@ -4,6 +4,7 @@ model's stages. Nothing here shapes a model's weights."""
 
 from __future__ import annotations
 
+import html
 from typing import Iterable
 
 import numpy as np
@@ -16,6 +17,7 @@ from ..config.paths import RunPaths, StudyPaths
 from ..training.class_scores import is_validated
 from ..training.models import TransferModel
 from . import compare
+from .notes import NO_ANSWERS
 
 
 def load_run_metrics(study: StudyPaths, runs: list[str]) -> dict[str, dict]:
@@ -34,14 +36,12 @@ def load_predictions(study: StudyPaths, run: str) -> pd.DataFrame:
     return pd.read_csv(study.run(run).predictions_csv)
 
 
-NO_TEST_LABELS = "no test labels (only Kaggle scores the test set)"
-
-
 def metrics_table(metrics_by_run: dict[str, dict], test_scores: dict[str, dict] | None = None) -> pd.DataFrame:
     """One row per run: validation micro-F1, macro-F1, accuracy at the best epoch, the last epoch's
     validation micro- and macro-F1 beside them (the best epoch is chosen on the same split, so the gap
     is the selection effect), and, with ``test_scores`` (``report.test_scores``), the micro- and
-    macro-F1 on the held-out test answers; ``test_scores={}`` (no test labels) says so in the column.
+    macro-F1 on the held-out test answers; ``test_scores={}`` (no test labels) leaves those columns empty
+    and says why once, in the table's caption (``attrs["caption"]``, which ``show`` writes above it).
     ``what_changed``: the parameters in which each run differs from the run before it (``compare``);
     ``amp``: the mixed precision the run trained and was validated in (bf16, fp16 or off)."""
     changes, before = {}, None
@@ -59,8 +59,9 @@ def metrics_table(metrics_by_run: dict[str, dict], test_scores: dict[str, dict] 
     table = pd.DataFrame(rows)
     if test_scores is not None:
         for key in ("test_micro_f1", "test_macro_f1"):
-            table[key] = [test_scores[r][key] if r in test_scores else NO_TEST_LABELS if not test_scores else None
-                          for r in table["run"]]
+            table[key] = [test_scores[r][key] if r in test_scores else None for r in table["run"]]
+        if not test_scores:
+            table.attrs["caption"] = f"test_micro_f1, test_macro_f1: {NO_ANSWERS}, so no run has a test score."
     return table
 
 
@@ -97,7 +98,8 @@ SECONDS_COLUMNS = ("train_seconds", "seconds")
 def show(table: pd.DataFrame, digits: int = 4):
     """A table as a reader sees it: no index column, whole titles (never cut), scores to ``digits``,
     counts (``epochs``…) as integers, seconds to one decimal, and "–" where there is no value (the
-    ensemble's epochs, a score the data has no labels for)."""
+    ensemble's epochs, a score the data has no labels for), under the table's ``attrs["caption"]`` if any."""
+    caption = table.attrs.get("caption")
     if table.index.name is not None or not isinstance(table.index, pd.RangeIndex):
         table = table.reset_index()  # a named index (run) is a column like the others
     formats = {c: (lambda v: _cell(v, 0)) if c in COUNT_COLUMNS else (lambda v: _cell(v, 1))
@@ -105,7 +107,8 @@ def show(table: pd.DataFrame, digits: int = 4):
                if c in RATE_COLUMNS else (lambda v: _cell(v, digits)) for c in table.columns}
     # Titles, run and class names are the user's text: escaped like every cell and heading (a Styler does
     # not escape on its own)
-    return (table.style.hide(axis="index").format(formats, escape="html")
+    styler = table.style.set_caption(html.escape(caption)) if caption else table.style
+    return (styler.hide(axis="index").format(formats, escape="html")
             .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
             .set_table_styles([{"selector": "td, th", "props": "text-align: right; padding: 2px 8px"},
                                {"selector": "td.col1, th.col1", "props": "text-align: left"}]))
@@ -149,20 +152,30 @@ def split_partner(run: str, m: dict, metrics_by_run: dict[str, dict]) -> str:
     return partner
 
 
-def split_comparison(metrics_by_run: dict[str, dict], split_metrics: dict[str, dict]) -> pd.DataFrame:
+def split_comparison(metrics_by_run: dict[str, dict], split_metrics: dict[str, dict],
+                     validation: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each run of ``split_metrics`` beside its partner in ``metrics_by_run`` (``split_partner``): validation
-    micro- and macro-F1 under the random and the grouped split, and what the random split adds."""
+    micro- and macro-F1 under the random and the grouped split, their difference, and, with ``validation``
+    (``near_duplicate_validation``), the most of it the near-duplicates can explain: the random split's
+    validation images with a near-duplicate in training, each worth 1/n of its micro-F1 (n: its validation
+    images). The rest of the difference is the noise of validating on other images."""
     rows = []
     for run, m in split_metrics.items():
         partner = split_partner(run, m, metrics_by_run)
         by_split = {m.get("split", "random"): (run, m), metrics_by_run[partner].get("split", "random"):
                     (partner, metrics_by_run[partner])}
         (r_run, r), (g_run, g) = by_split["random"], by_split["grouped"]
+        twins = (validation.loc[r_run, "with a near-duplicate in training"]
+                 if validation is not None and r_run in getattr(validation, "index", ()) else None)
         rows.append({"model": r["title"], "random split run": r_run, "grouped split run": g_run,
                      "random: validation images": _val_images(r), "grouped: validation images": _val_images(g),
                      "random: micro-F1": r["micro_f1"], "grouped: micro-F1": g["micro_f1"],
                      "random: macro-F1": r["macro_f1"], "grouped: macro-F1": g["macro_f1"],
-                     "micro-F1 the random split adds": r["micro_f1"] - g["micro_f1"]})
+                     "micro-F1 difference (random - grouped)": r["micro_f1"] - g["micro_f1"],
+                     "random: validation images with a near-duplicate in training":
+                         None if twins is None else int(twins),
+                     "at most explained by near-duplicates":
+                         None if twins is None else int(twins) / max(1, _val_images(r))})
     return pd.DataFrame(rows)
 
 
