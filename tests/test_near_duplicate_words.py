@@ -61,14 +61,15 @@ def test_one_is_a_group_not_groups(across):
     assert "1 group of near-duplicates holds" in words and "puts 1 group on both sides" in words
     assert f"1 of {summary['val_images']} validation images has a near-duplicate" in words
     assert not re.search(r"\b1 groups\b", words) and not re.search(r"\b1 pairs\b", words)
-    several = nd.describe(summary, "random")
-    assert f"puts {summary['groups_across_split']} groups on both sides" in several or summary["groups_across_split"] == 1
+    assert summary["groups_across_split"] > 1  # the drawn data's own copies: several groups cross
+    assert f"puts {summary['groups_across_split']} groups on both sides" in nd.describe(summary, "random")
 
 
 def _metrics(run: str, micro: float, images: int) -> dict:
     p = dict(params.resolve("demo", run))
     return {"title": "SimpleCnn", "micro_f1": micro, "macro_f1": micro - 0.2, "split": p["split"], "params": p,
-            "per_class": {"a": {"f1": micro, "support": images // 2}, "b": {"f1": micro, "support": images - images // 2}}}
+            "per_class": {"a": {"f1": micro, "support": images // 2},
+                          "b": {"f1": micro, "support": images - images // 2}}}
 
 
 def _validation(twins: int) -> pd.DataFrame:

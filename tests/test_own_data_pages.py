@@ -159,7 +159,7 @@ def test_no_test_labels_is_said_once_on_the_report_and_the_index(own):
     assert report.count(notes.NO_ANSWERS) == 1  # the evolution table's caption, not in every row
     table = (own / "report_reader.html").read_text().split(notes.NO_ANSWERS, 1)[1].split("</table>", 1)[0]
     assert "no test labels" not in table and "–" in table
-    evolution = pd.read_csv(own.parent / "evolution.csv")
+    evolution = pd.read_csv(own.parent / "metrics" / "evolution.csv")
     assert evolution["test_micro_f1"].isna().all()
     index = visible_text(own / "index.html")
     assert index.count(notes.NO_ANSWERS) == 1
@@ -173,8 +173,9 @@ def _study(root: Path, profile: str, p_extra: dict) -> paths.StudyPaths:
     for run, micro in (("simple_cnn", 0.81), ("mid_cnn", 0.86)):
         rp = study.make_dirs().run(run)
         p = {**params.resolve("demo", run), **p_extra}
-        write_json(rp.manifest, {"run": run, "kind": "train", "notebook": f"notebooks/{p.notebook}.ipynb",
-                                 "parameters": p, "keys": None, "data": {"demo": False}, "started": "2026-01-01"})
+        notebook = f"notebooks/{params.run_notebook('demo', run).name}"
+        write_json(rp.manifest, {"run": run, "kind": "train", "notebook": notebook, "parameters": p, "keys": None,
+                                 "data": {"demo": False}, "started": "2026-01-01"})
         write_text(rp.notebook, "{}")
         write_json(rp.metrics_json, {"run": run, "title": run, "micro_f1": micro, "macro_f1": micro - 0.1,
                                      "accuracy": micro, "classes": ["a", "b"], "confusion_matrix": [[3, 1], [0, 4]],

@@ -191,12 +191,13 @@ class NearDuplicates:
         crossing = self.crossing(train, val)
         twins = self.has_twin_in(val.index, train.index)
         classes = self.index["class_name"].to_numpy()
+        across = classes[self.pairs["a"].to_numpy()] != classes[self.pairs["b"].to_numpy()]  # likely false matches
         out = {
             "hash": f"DCT hash, {HASH_BITS} bits of {HASH_IMAGE_SIZE} px grey images",
             "max_distance_bits": self.max_distance,
             "training_images": len(self.index),
             "near_duplicate_pairs": len(self.pairs),
-            "pairs_joining_classes": int((classes[self.pairs["a"].to_numpy()] != classes[self.pairs["b"].to_numpy()]).sum()),
+            "pairs_joining_classes": int(across.sum()),
             "groups": len(groups),
             "images_in_groups": int(groups["size"].sum()) if len(groups) else 0,
             "largest_group": int(groups["size"].max()) if len(groups) else 1,

@@ -53,4 +53,5 @@ def size_table(stats: pd.DataFrame, total: int):
 def mode_table(stats: pd.DataFrame, total: int):
     """Images per file format and colour mode, among the images ``image_stats`` read (said in the caption)."""
     table = stats.groupby(["format", "mode"]).size().to_frame("images").reset_index()
-    return table.style.hide(axis="index").format(escape="html").set_caption(f"Formats and colour modes: {measured(stats, total)}")
+    caption = f"Formats and colour modes: {measured(stats, total)}"
+    return table.style.hide(axis="index").format(escape="html").set_caption(caption)

@@ -206,7 +206,8 @@ def _split_difference(diff: float, row: dict) -> str:
     why = (f"{twins} of the random split's {n} validation images {'has' if twins == 1 else 'have'} a "
            f"near-duplicate in training, each worth 1/{n} of micro-F1")
     if diff <= 0:
-        return f"The random split does not score higher here, though near-duplicates could add up to {bound:.3f} ({why})."
+        return (f"The random split does not score higher here, though near-duplicates could add up to "
+                f"{bound:.3f} ({why}).")
     if diff <= bound:
         return (f"Near-duplicates can explain at most {bound:.3f} ({why}): all of it, or none of it (the noise of "
                 "validating on other images).")

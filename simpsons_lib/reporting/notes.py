@@ -54,8 +54,8 @@ def modern_bet(p: Mapping):
     return Markdown(
         "## Why the full profile bets on ConvNeXt-Tiny\n\n"
         "On Kaggle, one test error costs about 0.001 of micro-F1: the original write-up's "
-        f"{original.FIGURES['resnet50']['kaggle']:.3f} (its ResNet50 submission) is about seven errors, the public best (0.997-0.998, "
-        "EfficientNet-B2/B4) two or three, and 0.998 or better allows at most two. The recipe leaves most of its "
+        f"{original.FIGURES['resnet50']['kaggle']:.3f} (its ResNet50 submission) is about seven errors, the "
+        "public best (0.997-0.998, EfficientNet-B2/B4) two or three, and 0.998 or better allows at most two. The recipe leaves most of its "
         "network frozen on ImageNet features; the gap is closed by letting the whole of a stronger backbone adapt "
         "to cartoon images without overfitting 20,933 images. The full profile's `modern` run does that with "
         "ConvNeXt-Tiny (torchvision's `IMAGENET1K_V1`, 82.5 % ImageNet top-1 against ResNet50's 76.1 % and "
