@@ -145,8 +145,8 @@ def describe_tta(table, setting: str, chosen: str) -> Paragraphs:
     parameter naming it."""
     by_mode = {row["tta"]: row for row in table.to_dict("records")}
     pick, plain = by_mode[chosen], by_mode["none"]
-    where = (f"{plain['run']}'s {plain['split']} validation split ({plain['validation images']} images, those that "
-             "chose its best epoch)")
+    where = (f"{plain['run']}'s {plain['split']} validation split ({plain['validation images']} images, the same "
+             "that chose the best epoch)")
     if setting == "auto" and chosen == "none":
         text = ("The submission uses no test-time augmentation (submission_tta: auto): no mode beats the plain "
                 f"validation micro-F1 of {plain['micro_f1']:.4f} on {where}, and of equal scores the cheaper wins.")
@@ -208,8 +208,8 @@ def _cue_verdict(row: dict, control: dict | None, profile: str) -> str:
         plain += f", the control {control['run']} {_times(control['predicted as them'])} ({control['right']} right)"
         tilt += f", the control {control['predicted share, tilted images']:.0%}"
     if classes and spread < classes / 2:
-        return (f"Inconclusive: the run predicts only {spread} of {classes} classes at all, so how often it predicts "
-                f"the strong classes ({plain}) says nothing about a cue.")
+        return (f"Inconclusive: the strong classes are {plain}, but the run predicts only {spread} of {classes} "
+                "classes at all, so that says nothing about a cue.")
     geometry = bool(share) and tilted > 2 * share and (control is None
                                                        or tilted > 2 * control["predicted share, tilted images"])
     missed = bool(occur) and predicted < 0.5 * occur

@@ -55,16 +55,25 @@ def validation_data(study: StudyPaths, run: str, image_size: int) -> StudyData:
     return load_study(_run_params(study, run), image_size=image_size)
 
 
+_VALIDATED: dict[tuple, tuple] = {}  # validation_probs' results in this process, by model file and its mtime
+
+
 def validation_probs(study: StudyPaths, run: str, device, tta: str = "none",
                      batch_size: int = 256) -> tuple[np.ndarray, StudyData, list[str]]:
-    """A run's class probabilities on its validation split (with ``tta``), the split, and its classes."""
-    model, info = load_run_model(study, run, device)
-    size = info["params"]["image_size"]
-    data = validation_data(study, run, size)
-    loader = make_loader(data.dataset("val", eval_transform(size)), batch_size, shuffle=False, seed=0,
-                         device=torch.device(device))
-    probs, _, _ = predict(model, loader, device, amp=_run_params(study, run)["amp"], tta=tta)
-    return probs, data, info["classes"]
+    """A run's class probabilities on its validation split (with ``tta``), the split, and its classes.
+    Computed once per process for one export (``model.pt``, by its modification time), device and ``tta``:
+    the report weighs each run's TTA modes for its test score and shows them again in the TTA table."""
+    path = study.run(run).model_file
+    key = (str(path.resolve()), path.stat().st_mtime_ns if path.is_file() else None, str(device), tta, batch_size)
+    if key not in _VALIDATED:
+        model, info = load_run_model(study, run, device)
+        size = info["params"]["image_size"]
+        data = validation_data(study, run, size)
+        loader = make_loader(data.dataset("val", eval_transform(size)), batch_size, shuffle=False, seed=0,
+                             device=torch.device(device))
+        probs, _, _ = predict(model, loader, device, amp=_run_params(study, run)["amp"], tta=tta)
+        _VALIDATED[key] = (probs, data, info["classes"])
+    return _VALIDATED[key]
 
 
 def validation_metrics(study: StudyPaths, runs: Sequence[str], device, tta: str = "none", name: str | None = None,
