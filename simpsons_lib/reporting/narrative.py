@@ -229,7 +229,7 @@ def _cue_verdict(row: dict, control: dict | None, profile: str) -> str:
         return (f"{what}, and {tilt}: not a geometry cue; whether it is a cue at all is open, since without a "
                 "control run (the same run trained without the strong policy) rarity and a cue cannot be told "
                 f"apart (to train one: {CONTROL_SWEEP.format(profile=profile, run=row['run'])}).")
-    rarity, policy = occur - control["predicted as them"], max(0, control["predicted as them"] - predicted)
+    rarity, policy = occur - control["right"], max(0, control["right"] - right)  # images of them missed
     if rarity >= policy:
         return (f"Mostly rarity, not a cue: {plain}, so the control misses {rarity} of them too and the policy "
                 f"costs {policy} more; {tilt}: not a geometry cue.")
