@@ -50,7 +50,7 @@ p
 
 # %% [markdown]
 # ## Evolution of model quality
-# The runs in study order. With `ensemble`, the mean of the named runs' probabilities is validated on the same images and joins the table as run `ensemble`. `micro_f1` and `macro_f1` are the validation scores at the best epoch, which is chosen on that same split; `last_epoch_*` are the last epoch's, so the selection effect shows. `test_micro_f1` and `test_macro_f1` score every run on the held-out test images against the profile's true test labels (`answers`, with the report's `submission_tta`); without an `answers` file there are none, and the table says so once, above it.
+# The runs in study order. With `ensemble`, the mean of the named runs' probabilities is validated on the same images and joins the table as run `ensemble`. `micro_f1` and `macro_f1` are the validation scores at the best epoch, which is chosen on that same split; `last_epoch_*` are the last epoch's, so the selection effect shows. `test_micro_f1` and `test_macro_f1` score every run on the held-out test images against the profile's true test labels (`answers`), each predicted with the test-time augmentation in `test_tta`: the one the report's `submission_tta` names, or with `auto` the mode with the run's best validation micro-F1, as the submission's is chosen below; without an `answers` file there are none, and the table says so once, above it.
 
 # %%
 metrics = tables.load_run_metrics(rp.study, p.runs)
@@ -83,14 +83,14 @@ plots.save(fig, rp.figure("per_class_f1_across_runs"))
 
 # %% [markdown]
 # ## Does the per-class augmentation plant a cue?
-# The recipe gives its weakest classes (those of `worst_from_run`) a strong policy: rotation, flip and translation, and stronger colour jitter. If anything the policy does to an image could be read by the model (a black corner, a tilt), the model would learn *"tilted means one of those classes"* instead of the characters, and on clean validation images it would stop predicting them. For each augmented run: the strong classes' validation images, how often the run predicts them (on the plain validation images, and on the same images given the strong geometry), how many of those are right, and their mean F1 in the run they were chosen from and in this run.
+# The recipe gives its weakest classes (those of `worst_from_run`) a strong policy: rotation, flip and translation, and stronger colour jitter. If anything the policy does to an image could be read by the model (a black corner, a tilt), the model would learn *"tilted means one of those classes"* instead of the characters, and on clean validation images it would stop predicting them. For each augmented run: the strong classes' validation images, how often the run predicts them (on the plain validation images, and on the same images given the strong geometry), how many of those are right, and their mean F1 in the run they were chosen from and in this run. A miss alone does not tell a cue from rarity: the row below an augmented run (`control of`) is its control when the study has one, a run trained like it without the strong policy (`augment: false`, every other parameter that shapes the weights equal: a run of the profile, or a sweep point), measured on the same classes and images.
 
 # %%
 cue = report.strong_class_cue(rp.study, metrics, device)
 tables.show(cue)
 
 # %%
-print(narrative.describe_strong_cue(cue))
+narrative.describe_strong_cue(cue, p.profile)
 
 # %% [markdown]
 # ## Validation and near-duplicate frames
@@ -142,18 +142,23 @@ tables.show_values(gradcam.box_check(model, tables.load_predictions(rp.study, ex
 
 # %% [markdown]
 # ## Test-time augmentation
-# The submission's run on the validation split without and with the test-time augmentation the submission uses (`submission_tta`: the mean probabilities of the image and its mirror image, and with `flip+scales` of two rescaled views too).
+# The submission's run on its validation split with each test-time augmentation that `submission_tta` weighs (`flip`: the mean probabilities of the image and its mirror image; `flip+scales`: and of two rescaled views too). With `auto` (the default) the submission takes the mode with the best validation micro-F1, of equal ones the cheaper; a named mode is taken as it is. The sentence under the table says which, and why.
 
 # %%
 sub_run = tables.submission_run(p.submission_run, table)
-tables.show(report.tta_table(rp.study, report.members(sub_run, p.ensemble), p.submission_tta, device))
+tta = report.tta_table(rp.study, report.members(sub_run, p.ensemble), p.submission_tta, device)
+tables.show(tta)
+
+# %%
+sub_tta = report.chosen_tta(tta, p.submission_tta)
+narrative.describe_tta(tta, p.submission_tta, sub_tta)
 
 # %% [markdown]
 # ## Submission
 # The submission run's model (or the ensemble's models) predicts every test image; an unreadable test image (`on_bad_image: skip`) gets the fallback prediction, the most frequent training class, and is listed. The file is checked (every Id once, known class names, the sample submission's order) before it is written.
 
 # %%
-predictions, test, classes = report.predict_test_set(rp.study, p, report.members(sub_run, p.ensemble), device)
+predictions, test, classes = report.predict_test_set(rp.study, p, report.members(sub_run, p.ensemble), device, sub_tta)
 predictions["Expected"].value_counts().head(10).to_frame("predicted images")
 
 # %%
@@ -166,7 +171,7 @@ print(f"checked and written: {written.name}")
 
 # %%
 summary = submission.summarize(sub_run, rp.study.submission_csv, layout.answers_file(p, test.layout),
-                               rp.study.submission_json, submission.fallback_ids(predictions), test.layout, p.submission_tta)
+                               rp.study.submission_json, submission.fallback_ids(predictions), test.layout, sub_tta)
 print(submission.describe(summary))
 
 # %% [markdown]

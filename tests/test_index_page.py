@@ -102,7 +102,8 @@ def test_a_complete_study_tells_the_steps_with_gains_tta_confusions_and_the_subm
     finished(study, "report", kind="report")
     write_json(study.run("ensemble").metrics_json, {**metrics("ensemble", 0.96), "members": ["mid_cnn", "modern"],
                                                     "title": "Ensemble: MidCnn + modern"})
-    write_text(study.evolution_csv, "run,test_micro_f1\nsimple_cnn,0.7777\nmodern,0.9444\nensemble,0.9555\n")
+    write_text(study.evolution_csv, "run,test_micro_f1,test_tta\nsimple_cnn,0.7777,flip\nmodern,0.9444,flip\n"
+               "ensemble,0.9555,flip\n")
     write_text(study.submission_csv, "Id,Expected\n")
     write_json(study.submission_json, {"run": "ensemble", "rows": 50, "tta": "flip", "demo": True,
                                        "answers": "/data/test_answers.csv",

@@ -71,7 +71,7 @@ def test_the_notebooks_show_their_tables_through_the_table_view():
             assert last not in ("cue", "validation", "comparison"), f"{nb.name}: a frame shown raw: {last}"
     report = "\n".join(code_cells(REPO / "notebooks" / "05_report.ipynb"))
     assert "tables.show_values(gradcam.box_check(" in report
-    for name in ("cue", "validation", "comparison", "report.tta_table("):
+    for name in ("cue", "validation", "comparison", "tta"):
         assert f"tables.show({name}" in report
 
 

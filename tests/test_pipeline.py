@@ -157,7 +157,10 @@ def test_every_output_exists_and_is_valid(smoke):
     assert list(evolution["run"]) == [*TRAIN_RUNS, "ensemble"] or list(evolution["run"]) == TRAIN_RUNS
     assert evolution["test_micro_f1"].between(0, 1).all()  # every run scored on the test answers
     assert evolution.loc[evolution["run"].isin(TRAIN_RUNS), "last_epoch_micro_f1"].between(0, 1).all()
-    assert "test micro-F1 (on the test answers, flip TTA)" in index
+    modes = set(evolution["test_tta"])  # submission_tta auto: each run's mode, chosen on its validation split
+    assert modes <= {"none", "flip", "flip+scales"}
+    assert ("test micro-F1 (on the test answers" + ("" if modes == {"none"} else f", {modes.pop()} TTA") + ")" in index
+            if len(modes) == 1 else "each run with the test-time augmentation its validation micro-F1 chose" in index)
     for link in re.findall(r'(?:href|src)="([^"#:]+)"', index):  # every link of the index resolves
         assert (out / "reports" / link).resolve().exists(), link
     report_page = (out / "reports" / "report_reader.html").read_text()

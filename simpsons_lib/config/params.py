@@ -228,10 +228,11 @@ REPORT = {
                            "micro-F1, the ensemble included), or 'ensemble'", names_runs=True, trains=False),
     "ensemble": Spec(LIST, [], "runs whose mean probabilities make the ensemble (validated like a run, in the "
                      "evolution table; [] = none)", check=_str_list, names_runs=True, trains=False),
-    "submission_tta": Spec(STR, "flip", "test-time augmentation of the report's predictions (submission, "
-                           "ensemble, TTA table): none, flip or flip+scales (the report shows validation F1 with "
-                           "and without it)", check=_one_of(*choices.TTA_MODES),
-                trains=False),
+    "submission_tta": Spec(STR, "auto", "test-time augmentation of the report's test predictions (the "
+                           "submission, every run's test score): auto (per run, the mode with the best validation "
+                           "micro-F1; of equals the cheaper: none, flip, flip+scales), or none, flip or "
+                           "flip+scales for every run; the report's TTA table shows the validation F1 of each "
+                           "mode it weighs", check=_one_of(*choices.SUBMISSION_TTA), trains=False),
     "eval_batch_size": Spec(INT, 256, "batch size for test predictions", check=_range(1, BATCH_MAX), trains=False),
     "device": Spec(STR, "auto", "auto, cpu, cuda or mps", check=_one_of(*choices.DEVICES), trains=False),
     "gallery_size": Spec(INT, 18, "misclassified images shown", check=_range(0, 500), trains=False),
@@ -652,17 +653,31 @@ def changed_values(before: Mapping[str, Any] | None, after: Mapping[str, Any] | 
     return {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}
 
 
+def trained_alike(a: Mapping[str, Any], b: Mapping[str, Any], apart: Iterable[str] = ()) -> bool:
+    """Whether two runs' parameters (training values, or all of a run's) are equal in every parameter that
+    shapes the weights (``Spec.trains``; a missing key reads as its default) but those of ``apart``."""
+    keys = [k for k, spec in TRAIN.items() if spec.trains and k not in set(apart)]
+    return all(a.get(k, TRAIN[k].default) == b.get(k, TRAIN[k].default) for k in keys)
+
+
 def split_partner(run: str, values_by_run: Mapping[str, Mapping[str, Any]]) -> str | None:
     """The run of ``values_by_run`` (each run's training parameters) trained like ``run`` but under the other
     ``split``: every other parameter that shapes the weights equal. None when there is none."""
-    def key(values: Mapping[str, Any]) -> dict:
-        return {k: values.get(k, spec.default) for k, spec in TRAIN.items() if spec.trains and k != "split"}
-
     mine = values_by_run[run]
     for other, theirs in values_by_run.items():
-        if other != run and theirs.get("split", "random") != mine.get("split", "random") and key(theirs) == key(mine):
+        if (other != run and theirs.get("split", "random") != mine.get("split", "random")
+                and trained_alike(theirs, mine, apart=("split",))):
             return other
     return None
+
+
+STRONG_POLICY_KEYS = ("augment", "strong_geometry", "worst_classes", "worst_from_run", "worst_k", "worst_below")
+
+
+def is_cue_control(control: Mapping[str, Any], run: Mapping[str, Any]) -> bool:
+    """Whether ``control`` is trained like ``run`` without the per-class augmentation (``augment: false``):
+    every parameter that shapes the weights equal but those of the strong policy (``STRONG_POLICY_KEYS``)."""
+    return not control.get("augment", TRAIN["augment"].default) and trained_alike(control, run, STRONG_POLICY_KEYS)
 
 
 def check_split_runs(p: Mapping[str, Any], resolved: Mapping[str, Mapping[str, Any]], where: str = "") -> None:

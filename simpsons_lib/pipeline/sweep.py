@@ -275,8 +275,9 @@ def execute_point(profile: str, point: Point, total: int) -> None:
 
 
 def report_tta(profile: str) -> str:
-    """The test-time augmentation the profile's report scores every run's test predictions with (its
-    ``submission_tta``, as in ``evolution.csv``); ``none`` when the profile has no report run."""
+    """The profile's report's ``submission_tta`` setting, by which every run's test predictions are scored
+    (``reporting.report.submission_tta``: a mode, or ``auto``, each run's choice on its validation split, as in
+    ``evolution.csv``); ``none`` when the profile has no report run."""
     for run in params.profile_runs(profile):
         with contextlib.suppress(ParameterError, OSError):
             p = params.resolve(profile, run)
@@ -287,9 +288,10 @@ def report_tta(profile: str) -> str:
 
 def test_scores(profile: str, point: Point) -> dict:
     """The point's micro- and macro-F1 on the profile's test answers (``{}`` without labels), predicted
-    with the TTA the report's evolution table scores every run with (``report_tta``, recorded as
-    ``test_tta``): one run, one test score, on the index, in the evolution table and in the sweep. No
-    progress bar (the sweep prints one line per point)."""
+    with the TTA the report's evolution table would give it (``report.test_scores`` under ``report_tta``:
+    the mode used recorded as ``test_tta``, the setting as ``test_tta_setting``): one run, one test score,
+    on the index, in the evolution table and in the sweep. No progress bar (the sweep prints one line per
+    point)."""
     from ..reporting import report
     from ..training import devices
 
@@ -309,7 +311,7 @@ def test_scores(profile: str, point: Point) -> dict:
             os.environ.pop("SIMPSONS_PROGRESS", None)
         else:
             os.environ["SIMPSONS_PROGRESS"] = quiet
-    return {**scores.get(point.run_name, {}), "test_tta": tta} if point.run_name in scores else {}
+    return {"test_tta": tta, **scores[point.run_name], "test_tta_setting": tta} if point.run_name in scores else {}
 
 
 def record_path(study: paths.StudyPaths, name: str) -> Path:
@@ -367,9 +369,10 @@ def sweep(profile: str, run: str, overrides: list[dict], name: str | None = None
                 pt.status = "skipped"
                 print(f"{head} {pt.run_name} already done with these inputs: skipped", flush=True)
                 old = cached.get(pt.run_name, {})
-                test = {k: old[k] for k in ("test_micro_f1", "test_macro_f1", "test_tta") if old.get(k) is not None
+                test = {k: old[k] for k in ("test_micro_f1", "test_macro_f1", "test_tta", "test_tta_setting")
+                        if old.get(k) is not None
                         and old.get("manifest_finished") == read_json(rp.manifest).get("finished")
-                        and old.get("test_tta") == report_tta(profile)}
+                        and old.get("test_tta_setting", old.get("test_tta")) == report_tta(profile)}
             else:
                 print(f"{head} {pt.run_name} ({pt.p.notebook}) ...", flush=True)
                 t0 = time.perf_counter()

@@ -186,7 +186,10 @@ def gradcam_figure(model: nn.Module, predictions: pd.DataFrame, classes: Sequenc
     heatmaps = gradcam(model, batch, [lookup[c] for c in examples[target]]).numpy()
     n = len(examples)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(2 * ncols * size, nrows * size * 1.2), squeeze=False)
+    # constrained layout keeps every caption, the title and the colour bar clear of the images (a colour bar
+    # added after tight_layout shrank the axes and let a tall image run over the caption below it)
+    fig, axes = plt.subplots(nrows, 2 * ncols, figsize=(2 * ncols * size + 0.8, nrows * size * 1.2 + 0.4),
+                             squeeze=False, layout="constrained")
     cmap = plt.get_cmap("inferno")
     for ax in axes.flat:
         ax.axis("off")
@@ -209,7 +212,8 @@ def gradcam_figure(model: nn.Module, predictions: pd.DataFrame, classes: Sequenc
         ax_cam.set_title(f"Grad-CAM: {getattr(row, target)}", fontsize=7)
     fig.suptitle(f"Grad-CAM of the {target} class: most confident mistakes (red) and correct images of each "
                  "confused pair (green)" + ("; dashed: where the character was drawn" if boxes else ""), fontsize=9)
-    fig.tight_layout()
-    bar = fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap=cmap), ax=axes, fraction=0.02, pad=0.01)
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=plt.Normalize(0, 1), cmap=cmap), ax=axes, fraction=0.02, pad=0.01,
+                       shrink=0.9)
     bar.set_label("Grad-CAM, share of the image's maximum", fontsize=7)
+    bar.ax.tick_params(labelsize=7)
     return fig

@@ -101,6 +101,23 @@ def _test_scores(study: paths.StudyPaths, p: dict) -> tuple[dict[str, str], str 
     return out, why
 
 
+def _test_header(study: paths.StudyPaths, setting: str | None) -> str:
+    """What the test column's footnote says of its TTA: the modes the report's evolution table recorded
+    (``test_tta``, chosen by ``report.submission_tta``), else the report's ``submission_tta`` when it names
+    a mode (a table written before ``test_tta`` was recorded)."""
+    modes = set()
+    if study.evolution_csv.is_file():
+        with open(study.evolution_csv, newline="", encoding="utf-8") as f:
+            modes = {row.get("test_tta") for row in csv.DictReader(f)} - {None, ""}
+    if not modes and setting not in (None, "auto"):
+        modes = {setting}
+    if len(modes) > 1:
+        return ("test micro-F1 (on the test answers, each run with the test-time augmentation its validation "
+                "micro-F1 chose: evolution.csv's test_tta)")
+    mode = next(iter(modes), "none")
+    return f"test micro-F1 (on the test answers, {mode} TTA)" if mode != "none" else "test micro-F1 (on the test answers)"
+
+
 def _link(study: paths.StudyPaths, path: Path, label: str) -> dict | None:
     """A link from the reports folder to ``path``, only when the file exists."""
     if not path.is_file():
@@ -238,15 +255,14 @@ def build(study: paths.StudyPaths, order: list[str] | None = None) -> Path:
                if shown(report_state) else None)
     files = [link for link in [_link(study, study.evolution_csv, "evolution.csv")] if link and shown(report_state)]
     submission_link = _link(study, study.submission_csv, "submission.csv")
-    tta = (info[report_run]["p"].get("submission_tta") if report_run else None) or "none"
+    tta = info[report_run]["p"].get("submission_tta") if report_run else None
     manifests = [i["manifest"] for i in info.values() if i["manifest"]]
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     env.filters["breakable"] = breakable
     page = env.get_template("index.html.j2").render(
         title=title, profile=study.profile, untested=untested, kaggle=original.applies(first), other_split=other_split, notes=_notes(manifests, weights_used), steps=steps, ensemble=ensemble,
         errs=errs, submission_original=original.describe_submission(first), chart=chart, heatmap=heatmap, files=files, submission=submission, submission_link=submission_link,
-        test_header=f"test micro-F1 (on the test answers, {tta} TTA)" if tta != "none" else
-        "test micro-F1 (on the test answers)", report_state=report_state,
+        test_header=_test_header(study, tta), report_state=report_state,
         all_runs=[{"run": r, "state": i["state"], "pages": _pages(study, r, i["state"]),
                    "seconds": (i["manifest"] or {}).get("seconds"),
                    "device": (i["manifest"] or {}).get("device_name") or (i["manifest"] or {}).get("device")}

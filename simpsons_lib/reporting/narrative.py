@@ -3,6 +3,8 @@ augmentation and batch mixing do, and the evolution across runs. Nothing here sh
 
 from __future__ import annotations
 
+import html
+
 from torch import nn
 
 from ..training.models import TransferModel, count_parameters, is_weights_path
@@ -125,41 +127,114 @@ def describe_runs(metrics_by_run: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def describe_strong_cue(table) -> str:
-    """What the strong-class cue table (``report.strong_class_cue``) says, in words: for each augmented
-    run, whether its strongly augmented classes are predicted about as often as they occur, and
-    whether tilting the validation images draws predictions to them (a "tilt means rare class" cue)."""
+class Paragraphs(str):
+    """Words shown as paragraphs on a page, one per line (HTML, escaped: run and class names are the
+    user's), and as plain text elsewhere; never a monospace block."""
+
+    def _repr_html_(self) -> str:
+        return "".join(f"<p>{html.escape(line)}</p>" for line in self.splitlines() if line.strip())
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def describe_tta(table, setting: str, chosen: str) -> Paragraphs:
+    """One sentence under the report's TTA table (``report.tta_table``): which test-time augmentation the
+    submission uses (``chosen``, by ``report.chosen_tta``), on which run's validation split it was weighed,
+    and why: the best validation micro-F1 (``submission_tta: auto``; of equals the cheaper), or the
+    parameter naming it."""
+    by_mode = {row["tta"]: row for row in table.to_dict("records")}
+    pick, plain = by_mode[chosen], by_mode["none"]
+    where = (f"{plain['run']}'s {plain['split']} validation split ({plain['validation images']} images, the same "
+             "that chose the best epoch)")
+    if setting == "auto" and chosen == "none":
+        text = ("The submission uses no test-time augmentation (submission_tta: auto): no mode beats the plain "
+                f"validation micro-F1 of {plain['micro_f1']:.4f} on {where}, and of equal scores the cheaper wins.")
+    elif setting == "auto":
+        text = (f"The submission uses {chosen} test-time augmentation (submission_tta: auto): it has the best "
+                f"validation micro-F1 on {where}, {pick['micro_f1']:.4f} against {plain['micro_f1']:.4f} without.")
+    else:
+        figures = (f"{pick['micro_f1']:.4f} with it, {plain['micro_f1']:.4f} without" if chosen != "none"
+                   else f"{plain['micro_f1']:.4f}")
+        used = "no test-time augmentation" if chosen == "none" else f"{chosen} test-time augmentation"
+        text = (f"The submission uses {used} because the parameter submission_tta names it, not because of "
+                f"these figures (validation micro-F1 on {where}: {figures}); submission_tta: "
+                "auto lets the validation split choose.")
+    return Paragraphs(text)
+
+
+CONTROL_SWEEP = 'make sweep PROFILE={profile} RUN={run} GRID="augment=false"'
+
+
+def describe_strong_cue(table, profile: str = "<profile>") -> Paragraphs:
+    """What the strong-class cue table (``report.strong_class_cue``) concludes, one sentence per augmented
+    run naming what was measured and what it concludes. A miss (the strong classes predicted for fewer than
+    half their images) is put down to the policy only against a control (the same run without it, the row
+    ``control of`` the run): without one, rarity and a cue cannot be told apart. Tilted images drawn to the
+    strong classes (more than twice their true share, and than the control's) are a geometry cue, and the
+    sentence says what to do about it (``strong_geometry: all``). Without a control, the sentence gives the
+    command that trains one (a sweep point of ``profile``, which the report then finds)."""
     if table is None or len(table) == 0:
-        return "No run gave any class the strong policy: nothing to check."
+        return Paragraphs("No run gave any class the strong policy: nothing to check.")
+    rows = table.to_dict("records")
+    controls = {r["control of"]: r for r in rows if _given(r.get("control of"))}
     lines = []
-    for row in table.to_dict("records"):
-        occur, predicted, share, tilted = (row["validation images of them"], row["predicted as them"],
-                                           row["true share"], row["predicted share, tilted images"])
-        cue = []
-        tilt_cue = bool(share) and tilted > 2 * share
-        if occur and predicted < 0.5 * occur:
-            cue.append(f"it predicts them {predicted} times for {occur} images of them"
-                       + ("" if tilt_cue else f" (but tilting the images does not draw predictions to them: "
-                          f"{tilted:.0%} against a true share of {share:.0%}, so the geometry is not the cue; "
-                          "the stronger colour jitter or their rarity may be)"))
-        if tilt_cue:
-            cue.append(f"tilted validation images are predicted as them {tilted:.0%} of the time, against a "
-                       f"true share of {share:.0%}")
+    for row in rows:
+        if _given(row.get("control of")):
+            continue
+        control = controls.get(row["run"])
         before, after = row["their F1 before"], row["their F1 after"]
-        f1 = (f"; their mean F1 {before:.3f} in {row['taken from']}, {after:.3f} here" if before is not None
-              and after is not None else "")
-        spread = row.get("classes it predicts", row.get("classes", 0))
-        if row.get("classes") and spread < row["classes"] / 2:
-            verdict = (f"Inconclusive: the run predicts only {spread} of {row['classes']} classes at all, so its "
-                       f"never predicting the strong classes ({predicted} times for {occur} images) says nothing "
-                       "about a cue.")
-        else:
-            verdict = None
-        verdict = verdict or ("A cue remains: " + " and ".join(cue) + "." if cue else
-                   f"No cue: predicted {predicted} times for {occur} images, and tilting the images moves the "
-                   f"predicted share to {tilted:.0%} (true share {share:.0%}).")
-        lines.append(f"{row['run']} ({row['strong classes']} strong classes{f1}): {verdict}")
-    return "\n".join(lines)
+        f1 = (f"; their mean F1 {before:.3f} in {row['taken from']}, {after:.3f} here" if _given(before)
+              and _given(after) else "")
+        lines.append(f"{row['run']} ({row['strong classes']} strong classes{f1}): {_cue_verdict(row, control, profile)}")
+    return Paragraphs("\n".join(lines))
+
+
+def _given(value) -> bool:
+    return value is not None and value == value and value != ""  # not None, NaN or empty
+
+
+def _times(n: int) -> str:
+    return f"{n} time" if n == 1 else f"{n} times"
+
+
+def _cue_verdict(row: dict, control: dict | None, profile: str) -> str:
+    occur, predicted, right = row["validation images of them"], row["predicted as them"], row["right"]
+    share, tilted = row["true share"], row["predicted share, tilted images"]
+    spread, classes = row.get("classes it predicts", 0), row.get("classes", 0)
+    plain = f"predicted {_times(predicted)} for {occur} images ({right} right)"
+    tilt = f"tilted images predicted as them {tilted:.0%} of the time against a true share of {share:.0%}"
+    if control is not None:
+        plain += f", the control {control['run']} {_times(control['predicted as them'])} ({control['right']} right)"
+        tilt += f", the control {control['predicted share, tilted images']:.0%}"
+    if classes and spread < classes / 2:
+        return (f"Inconclusive: the strong classes are {plain}, but the run predicts only {spread} of {classes} "
+                "classes at all, so that says nothing about a cue.")
+    geometry = bool(share) and tilted > 2 * share and (control is None
+                                                       or tilted > 2 * control["predicted share, tilted images"])
+    missed = bool(occur) and predicted < 0.5 * occur
+    if geometry:
+        advice = ("; strong_geometry is already all, so the tilt itself should mark no class: look at the strong "
+                  "colour jitter" if row.get("strong geometry") == "all" else
+                  "; to remove it, set strong_geometry: all (every class gets the rotation, flip and translation, "
+                  "so a tilt no longer marks these classes)")
+        if control is not None:
+            tilt = tilt.replace(", the control ", f", the control {control['run']} ")
+        against = "" if control is not None else " (no control run shows what tilting does without the policy)"
+        return f"A cue remains: {tilt}, so the run reads the strong policy's geometry{against}{advice}."
+    if not missed:
+        return f"No cue: {plain}, and {tilt}."
+    if control is None:
+        what = "Not predicted" if predicted == 0 else f"Rarely predicted ({_times(predicted)} for {occur} images)"
+        return (f"{what}, and {tilt}: not a geometry cue; whether it is a cue at all is open, since without a "
+                "control run (the same run trained without the strong policy) rarity and a cue cannot be told "
+                f"apart (to train one: {CONTROL_SWEEP.format(profile=profile, run=row['run'])}).")
+    rarity, policy = occur - control["right"], max(0, control["right"] - right)  # images of them missed
+    if rarity >= policy:
+        return (f"Mostly rarity, not a cue: {plain}, so the control misses {rarity} of them too and the policy "
+                f"costs {policy} more; {tilt}: not a geometry cue.")
+    return (f"The policy costs them, though not by a geometry cue: {plain}, and {tilt}; the strong colour jitter "
+            "and the harder training images of these classes remain as causes (augment: false drops the policy).")
 
 
 def describe_splits(comparison, validation) -> str:

@@ -142,8 +142,9 @@ def render(name: str, run: str, varied: list[str], frame: pd.DataFrame) -> str:
                f"{', '.join(f'<code>{html.escape(k)}</code>' for k in varied) or 'nothing'}"
                + (f"; <b>{failed} failed</b>" if failed else "") + ". Each point is an override run "
                "(<code>&lt;run&gt;-&lt;hash&gt;</code>) with its own files; the best validation micro-F1 first."
-               + (" Test scores: predicted with the test-time augmentation of <code>test_tta</code>, the report's "
-                  "<code>submission_tta</code>, as the evolution table and the index score every run."
+               + (" Test scores: predicted with the test-time augmentation in <code>test_tta</code>, which the "
+                  "report's <code>submission_tta</code> gives each run (<code>auto</code>: the mode with the run's "
+                  "best validation micro-F1), as the evolution table and the index score every run."
                   if "test_tta" in frame else ""))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sweep {html.escape(name)}</title>

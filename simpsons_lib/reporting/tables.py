@@ -40,8 +40,9 @@ def metrics_table(metrics_by_run: dict[str, dict], test_scores: dict[str, dict] 
     """One row per run: validation micro-F1, macro-F1, accuracy at the best epoch, the last epoch's
     validation micro- and macro-F1 beside them (the best epoch is chosen on the same split, so the gap
     is the selection effect), and, with ``test_scores`` (``report.test_scores``), the micro- and
-    macro-F1 on the held-out test answers; ``test_scores={}`` (no test labels) leaves those columns empty
-    and says why once, in the table's caption (``attrs["caption"]``, which ``show`` writes above it).
+    macro-F1 on the held-out test answers with the TTA each used (``test_tta``); ``test_scores={}`` (no test
+    labels) leaves those columns empty and says why once, in the table's caption (``attrs["caption"]``, which
+    ``show`` writes above it).
     ``what_changed``: the parameters in which each run differs from the run before it (``compare``);
     ``amp``: the mixed precision the run trained and was validated in (bf16, fp16 or off)."""
     changes, before = {}, None
@@ -62,6 +63,8 @@ def metrics_table(metrics_by_run: dict[str, dict], test_scores: dict[str, dict] 
             table[key] = [test_scores[r][key] if r in test_scores else None for r in table["run"]]
         if not test_scores:
             table.attrs["caption"] = f"test_micro_f1, test_macro_f1: {NO_ANSWERS}, so no run has a test score."
+        else:  # the TTA each run's test predictions used (``report.submission_tta``)
+            table["test_tta"] = [test_scores[r].get("test_tta") if r in test_scores else None for r in table["run"]]
     return table
 
 
