@@ -50,7 +50,7 @@ q  = '$(subst ','\'',$($(1)))'
 qw = $(foreach w,$($(1)),'$(subst ','\'',$(w))')
 
 .PHONY: help setup test test-fast lab data demo-data demo all pipeline study predict submit clean bench FORCE \
-	sweep status compare pair pair-from-py tracking-ui
+	sweep status compare pair pair-from-py tracking-ui figures
 
 # Colour only on a terminal: piped or redirected, the list is plain text.
 help: ## List the targets
@@ -147,6 +147,10 @@ bench: $(STAMP) ## Throughput of each model: real pipeline against the GPU-resid
 
 clean: ## Remove what the study wrote in the outputs folder (never data/, never files it did not make)
 	@$(if $(wildcard $(PY)),$(PY),$(PYTHON_BASE)) -m simpsons_lib.pipeline clean
+
+# The figures the documents quote from the demo (docs/results/demo.csv, tests/test_figures.py), after `make demo`.
+figures: $(STAMP) ## After make demo: copy its figures into docs/results/demo.csv and rewrite the documents' quotes of them
+	$(PY) -m simpsons_lib.reporting.figures --write
 
 # --- sweeps, status, comparisons, paired notebooks, tracking -----------------------------------------
 # GRID reaches the sweep through the environment (like IMAGES): values with spaces or quotes arrive as typed.
