@@ -1,10 +1,17 @@
 """What the report notebook computes from finished runs: their exported models on the validation split
 (with and without test-time augmentation), ensembles of runs, and the test-set predictions for the
 submission. Every model comes from its run's weights-only export (``models/<run>/model.pt``).
+
+The report asks for some predictions more than once (an ensemble member's validation probabilities for the
+ensemble and the TTA table, a run's test probabilities for the evolution table and the submission): each is
+computed once per run, TTA and device (``functools.lru_cache``), and again whenever the run's export or
+metrics file changes (their paths, sizes and modification times are part of the key).
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -15,6 +22,7 @@ from torchvision.transforms import v2
 
 from ..config.files import read_json, write_csv, write_json
 from ..config.paths import StudyPaths
+from ..data.layout import find_study_layout
 from ..data.study import StudyData, load_study, load_test_study
 from ..inference.predict import ensemble
 from ..inference.submission import predictions_frame, score_predictions, test_probs
@@ -53,16 +61,43 @@ def validation_data(study: StudyPaths, run: str, image_size: int) -> StudyData:
     return load_study(_run_params(study, run), image_size=image_size)
 
 
+def _run_files(study: StudyPaths, run: str) -> tuple:
+    """What a cached prediction of ``run`` depends on besides its arguments: its export and its metrics
+    file (the parameters it was validated with), each as path, size and modification time."""
+    stamp = []
+    for path in (study.run(run).model_file, study.run(run).metrics_json):
+        try:
+            stat = path.stat()
+        except OSError:  # the uncached call says what is missing
+            stamp.append((str(path), None, None))
+        else:
+            stamp.append((str(path.resolve()), stat.st_size, stat.st_mtime_ns))
+    return tuple(stamp)
+
+
+def _read_only(probs: np.ndarray) -> np.ndarray:
+    probs.setflags(write=False)  # shared by every caller of the cache: nobody may change it
+    return probs
+
+
 def validation_probs(study: StudyPaths, run: str, device, tta: str = "none",
                      batch_size: int = 256) -> tuple[np.ndarray, StudyData, list[str]]:
-    """A run's class probabilities on its validation split (with ``tta``), the split, and its classes."""
+    """A run's class probabilities on its validation split (with ``tta``), the split, and its classes;
+    computed once while the run's files are unchanged (read-only: they are shared)."""
+    return _validation_probs(study.profile, study.dir, run, str(device), tta, batch_size, _run_files(study, run))
+
+
+@functools.lru_cache(maxsize=8)
+def _validation_probs(profile: str, folder: Path, run: str, device: str, tta: str, batch_size: int,
+                      _files: tuple) -> tuple[np.ndarray, StudyData, list[str]]:
+    study = StudyPaths(profile, folder)
     model, info = load_run_model(study, run, device)
     size = info["params"]["image_size"]
     data = validation_data(study, run, size)
     loader = make_loader(data.dataset("val", eval_transform(size)), batch_size, shuffle=False, seed=0,
                          device=torch.device(device))
-    probs, _, _ = predict(model, loader, device, amp=_run_params(study, run)["amp"], tta=tta)
-    return probs, data, info["classes"]
+    probs, _, _ = predict(model, loader, torch.device(device), amp=_run_params(study, run)["amp"], tta=tta)
+    return _read_only(probs), data, info["classes"]
 
 
 def validation_metrics(study: StudyPaths, runs: Sequence[str], device, tta: str = "none", name: str | None = None,
@@ -110,17 +145,30 @@ def predict_test_set(study: StudyPaths, p, runs: Sequence[str], device) -> tuple
     """Test-set predictions of ``runs`` (mean probabilities when several), with the report's ``tta``:
     a row for every test Id (unreadable images get the fallback), the test data, and the classes."""
     probs, ids, classes, data = [], None, None, None
+    data_key = (str(find_study_layout(p).root), json.dumps(dict(p), sort_keys=True, default=str))
     for run in runs:
-        model, info = load_run_model(study, run, device)
-        size = info["params"]["image_size"]
-        test = load_test_study(p, info["classes"], size)
-        run_probs, run_ids = test_probs(model, test, size, device, p["eval_batch_size"],
-                                        amp=_run_params(study, run)["amp"], tta=p["submission_tta"])
-        if ids is not None and (run_ids != ids or info["classes"] != classes):
+        run_probs, run_ids, run_classes, test = _test_probs(study.profile, study.dir, run, str(device), data_key,
+                                                            _run_files(study, run))
+        if ids is not None and (run_ids != ids or run_classes != classes):
             raise ValueError(f"ensemble: run {run!r} predicts other test images or classes than {runs[0]!r}")
         probs.append(run_probs)
-        ids, classes, data = run_ids, info["classes"], data or test
+        ids, classes, data = run_ids, run_classes, data or test
     return predictions_frame(ensemble(probs) if len(probs) > 1 else probs[0], ids, data), data, classes
+
+
+@functools.lru_cache(maxsize=16)
+def _test_probs(profile: str, folder: Path, run: str, device: str, data_key: tuple,
+                _files: tuple) -> tuple[np.ndarray, list[str], list[str], StudyData]:
+    """One run's test probabilities with the report's ``submission_tta`` (``p``: the report's parameters,
+    in ``data_key`` with the data folder they name), its test Ids, classes and test data; computed once
+    while the run's files are unchanged."""
+    study, p = StudyPaths(profile, folder), json.loads(data_key[1])
+    model, info = load_run_model(study, run, device)
+    size = info["params"]["image_size"]
+    test = load_test_study(p, info["classes"], size)
+    run_probs, run_ids = test_probs(model, test, size, torch.device(device), p["eval_batch_size"],
+                                    amp=_run_params(study, run)["amp"], tta=p["submission_tta"])
+    return _read_only(run_probs), run_ids, info["classes"], test
 
 
 # --- every run scored on the held-out test answers ------------------------------------------------
