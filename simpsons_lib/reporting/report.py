@@ -5,6 +5,7 @@ submission. Every model comes from its run's weights-only export (``models/<run>
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -56,6 +57,7 @@ def validation_data(study: StudyPaths, run: str, image_size: int) -> StudyData:
 
 
 _VALIDATED: dict[tuple, tuple] = {}  # validation_probs' results in this process, by model file and its mtime
+_TESTED: dict[tuple, tuple] = {}  # predict_test_set's per-run results, by model file, its mtime and the parameters
 
 
 def validation_probs(study: StudyPaths, run: str, device, tta: str = "none",
@@ -153,11 +155,16 @@ def predict_test_set(study: StudyPaths, p, runs: Sequence[str], device,
     tta = tta or submission_tta(study, runs, p["submission_tta"], device)
     probs, ids, classes, data = [], None, None, None
     for run in runs:
-        model, info = load_run_model(study, run, device)
-        size = info["params"]["image_size"]
-        test = load_test_study(p, info["classes"], size)
-        run_probs, run_ids = test_probs(model, test, size, device, p["eval_batch_size"],
-                                        amp=_run_params(study, run)["amp"], tta=tta)
+        path = study.run(run).model_file
+        key = (str(path.resolve()), path.stat().st_mtime_ns if path.is_file() else None, str(device), tta,
+               json.dumps(dict(p), sort_keys=True, default=str))
+        if key not in _TESTED:
+            model, info = load_run_model(study, run, device)
+            size = info["params"]["image_size"]
+            test = load_test_study(p, info["classes"], size)
+            _TESTED[key] = (*test_probs(model, test, size, device, p["eval_batch_size"],
+                                        amp=_run_params(study, run)["amp"], tta=tta), test, info)
+        run_probs, run_ids, test, info = _TESTED[key]
         if ids is not None and (run_ids != ids or info["classes"] != classes):
             raise ValueError(f"ensemble: run {run!r} predicts other test images or classes than {runs[0]!r}")
         probs.append(run_probs)
