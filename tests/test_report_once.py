@@ -47,7 +47,7 @@ def test_a_runs_predictions_are_made_once_per_tta_and_again_after_its_export_cha
     assert not probs.flags.writeable  # shared by the report's cells: nobody may change it
     assert table["micro_f1"].iloc[0] == first["micro_f1"] and list(table["tta"]) == ["none", "flip"]
 
-    p = {**params.resolve("demo", "report"), "data_dir": str(tiny_demo)}
+    p = {**params.resolve("demo", "report"), "data_dir": str(tiny_demo), "submission_tta": "flip"}
     scores = report.test_scores(rp.study, p, ["once"], [], "cpu", tiny_demo / "test_answers.csv")
     submission, test, classes = report.predict_test_set(rp.study, p, ["once"], "cpu")
     assert loads == ["once"] * 3  # the submission's predictions are the test score's

@@ -74,6 +74,7 @@ def validation_probs(study: StudyPaths, run: str, device, tta: str = "none",
         loader = make_loader(data.dataset("val", eval_transform(size)), batch_size, shuffle=False, seed=0,
                              device=torch.device(device))
         probs, _, _ = predict(model, loader, device, amp=_run_params(study, run)["amp"], tta=tta)
+        probs.setflags(write=False)  # shared by the report's cells: nobody may change it
         _VALIDATED[key] = (probs, data, info["classes"])
     return _VALIDATED[key]
 
@@ -162,8 +163,10 @@ def predict_test_set(study: StudyPaths, p, runs: Sequence[str], device,
             model, info = load_run_model(study, run, device)
             size = info["params"]["image_size"]
             test = load_test_study(p, info["classes"], size)
-            _TESTED[key] = (*test_probs(model, test, size, device, p["eval_batch_size"],
-                                        amp=_run_params(study, run)["amp"], tta=tta), test, info)
+            run_probs, run_ids = test_probs(model, test, size, device, p["eval_batch_size"],
+                                            amp=_run_params(study, run)["amp"], tta=tta)
+            run_probs.setflags(write=False)
+            _TESTED[key] = (run_probs, run_ids, test, info)
         run_probs, run_ids, test, info = _TESTED[key]
         if ids is not None and (run_ids != ids or info["classes"] != classes):
             raise ValueError(f"ensemble: run {run!r} predicts other test images or classes than {runs[0]!r}")
