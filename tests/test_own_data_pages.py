@@ -43,10 +43,10 @@ PROFILE = {
                                "epochs: 1\ngallery_size: 6\nsplit: grouped\n",
     "mid_cnn.yaml": "notebook: 02_mid_cnn\narch: mid_cnn\nworst_from_run: simple_cnn\nworst_k: 5\nimage_size: 96\n"
                     "epochs: 1\ngallery_size: 6\n",
-    "transfer.yaml": "notebook: 03_resnet50\nbackbone: mobilenet_v2\nweights: null\naugment: false\nimage_size: 64\n"
+    "transfer.yaml": "notebook: 03_resnet50\nbackbone: mobilenet_v2\nweights: null\naugment: false\nimage_size: 32\n"
                      "epochs: 1\ngallery_size: 6\n",
     "modern.yaml": "notebook: 04_modern_finetune\nbackbone: mobilenet_v2\nweights: null\nfinetune: full\n"
-                   "augment: false\nimage_size: 64\nepochs: 1\ngallery_size: 6\n",
+                   "augment: false\nimage_size: 32\nepochs: 1\ngallery_size: 6\n",
     "report.yaml": "notebook: 05_report\nruns: [simple_cnn, mid_cnn, transfer, modern]\n"
                    "split_runs: [simple_cnn_grouped]\nsubmission_tta: none\ngallery_size: 6\n",
 }
@@ -99,7 +99,7 @@ def foreign_words(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def own(tiny_demo, tmp_path_factory):
-    """``make pipeline`` of a profile of one's own, every notebook once (about a minute on two idle cores)."""
+    """``make pipeline`` of a profile of one's own, every notebook once, one epoch each at small sizes."""
     root = tmp_path_factory.mktemp("own")
     data = own_copy(tiny_demo, root / "pictures")
     mine = root / "params" / "mine"
