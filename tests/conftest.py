@@ -13,6 +13,15 @@ from simpsons_lib.pipeline import demo as demo_data
 REPO = Path(__file__).resolve().parent.parent
 SHARED_TORCH_HUB = REPO.parent / "shared" / "torch-hub"
 
+# Under ``pytest -n N`` (``make test``) each worker, and every process it starts (make, the pipeline, the notebooks'
+# kernels), takes its share of the cores as torch's threads (set before torch is imported; a value the caller set
+# is kept): more threads than cores make each of them spin and wait. On 2 busy cores one CPU training step took
+# about 10 times longer with 2 threads a process than with 1.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _share = max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, str(_share))
+
 
 @pytest.fixture(scope="session")
 def shared_cache(tmp_path_factory) -> Path:
@@ -86,12 +95,27 @@ def torch_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     """Under ``pytest -n`` (``make test``: ``--dist loadgroup``) the tests that share a module- or class-scoped
-    fixture (a study made once, e.g. test_pipeline's ``smoke`` and ``demo``) run in one worker, so the fixture is
-    made once; each such fixture is its own group, so two studies of one module can run side by side."""
+    fixture (a study made once, e.g. test_pipeline's ``demo``) run in one worker, so the fixture is made once;
+    each such fixture is its own group, so two studies of one module can run side by side.
+
+    pytest-xdist groups by a suffix on the node ids, which 3.8 writes where pytest 9.2 no longer reads it
+    (``item._nodeid``): no test was grouped, and each worker made its own copy of a module's study. The suffix
+    is written here as pytest-xdist means it (once: a pytest-xdist that writes it too adds the same group)."""
     for item in items:
         info = getattr(item, "_fixtureinfo", None)
         for name, defs in (info.name2fixturedefs.items() if info else ()):
             if defs and defs[-1].scope in ("module", "class"):
                 item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__}.{name}"))
+    if not getattr(config.option, "loadgroup", False):
+        return
+    try:
+        from _pytest.nodeid import coerce_node_id
+    except ImportError:  # an older pytest: it reads the suffix pytest-xdist writes
+        return
+    for item in items:
+        names = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+                        for m in item.iter_markers("xdist_group")})
+        if names and "@" not in item.nodeid.rsplit("]", 1)[-1]:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")

@@ -167,10 +167,10 @@ def study_profile(root: Path, data: Path) -> Path:
     params.mkdir(parents=True)
     (params / "_common.yaml").write_text(f"data_dir: {data}\ndevice: cpu\nseed: 0\nval_fraction: 0.25\n")
     (params / "simple_cnn.yaml").write_text("notebook: 01_simple_cnn\narch: simple_cnn\naugment: false\n"
-                                            "image_size: 96\nepochs: 1\n")
+                                            "image_size: 96\nepochs: 1\ngallery_size: 2\n")
     for run, worst_k in (("simple_cnn_aug", 5), ("simple_cnn_aug3", 3)):
         (params / f"{run}.yaml").write_text("notebook: 01_simple_cnn\narch: simple_cnn\nworst_from_run: simple_cnn\n"
-                                            f"worst_k: {worst_k}\nimage_size: 96\nepochs: 1\n")
+                                            f"worst_k: {worst_k}\nimage_size: 96\nepochs: 1\ngallery_size: 2\n")
     return root / "params"
 
 

@@ -24,6 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 TRAIN_RUNS = ["simple_cnn", "simple_cnn_aug", "mid_cnn", "resnet50", "modern"]
 RUNS = ["eda", *TRAIN_RUNS, "report"]
 pytestmark = pytest.mark.slow
+SMOKE_GROUP = pytest.mark.xdist_group("test_pipeline.smoke")  # one worker makes the smoke study; no other waits for it
 
 
 def copy_repository(target: Path) -> Path:
@@ -52,22 +53,32 @@ def make_command(repo: Path, *args, profile="smoke") -> list[str]:
             f"STAMP={repo / 'setup-stamp'}"]
 
 
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    """`make demo-data pipeline PROFILE=smoke` once, in a copy of the repository.
+def study_env(root: Path, data: Path, decoy: Path) -> dict:
+    """The environment of a study under ``root`` that reads ``data``, with the decoy first on PYTHONPATH."""
+    return make_env(root, SIMPSONS_DATA_DIR=str(data),
+                    PYTHONPATH=os.pathsep.join([str(decoy), *filter(None, [os.environ.get("PYTHONPATH")])]))
+
+
+def study_make(repo: Path, env: dict):
+    def make(*args, profile="smoke"):
+        return subprocess.run(make_command(repo, *args, profile=profile), env=env, capture_output=True, text=True)
+    return make
+
+
+def build_smoke_study(root: Path) -> None:
+    """`make demo-data pipeline PROFILE=smoke` in a copy of the repository under ``root``.
 
     A decoy ``simpsons_lib`` comes first on the inherited PYTHONPATH: the kernels must still import the
     copy's library (as when the environment's editable install points at another checkout)."""
-    root = tmp_path_factory.mktemp("pipeline")
     repo = copy_repository(root / "repo")
+    for run in ("resnet50", "modern"):  # the smallest input they take (the slowest runs; the same pages)
+        run_file = repo / "params" / "smoke" / f"{run}.yaml"
+        assert "\nimage_size: 64\n" in run_file.read_text()
+        run_file.write_text(run_file.read_text().replace("\nimage_size: 64\n", "\nimage_size: 32\n"))
     decoy = root / "decoy" / "simpsons_lib"
     decoy.mkdir(parents=True)
     (decoy / "__init__.py").write_text("raise ImportError('a decoy simpsons_lib, not this checkout')\n")
-    env = make_env(root, PYTHONPATH=os.pathsep.join([str(decoy.parent), *filter(None, [os.environ.get("PYTHONPATH")])]))
-
-    def make(*args, profile="smoke"):
-        return subprocess.run(make_command(repo, *args, profile=profile), env=env, capture_output=True, text=True)
-
+    make = study_make(repo, study_env(root, root / "data", decoy.parent))
     result = make("demo-data")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (root / "data_before.json").write_text(json.dumps(data_listing(root / "data")))
@@ -75,7 +86,50 @@ def smoke(tmp_path_factory):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (root / "make_pipeline.log").write_text(result.stdout + result.stderr)
     (root / "data_after.json").write_text(json.dumps(data_listing(root / "data")))
-    return root, repo, root / "outputs" / "smoke", make, env
+
+
+@pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> Path:
+    """The smoke study, made once per test session: under ``pytest -n`` the first worker that needs it makes
+    it (the others wait on a file lock, then read it); a failed build is reported to every test that needs it."""
+    import fcntl
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    root, failed = shared / "smoke-study", shared / "smoke-study.failed"
+    with open(shared / "smoke-study.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if failed.exists():
+            pytest.fail(f"the smoke study failed to build: {failed.read_text()[-3000:]}")
+        if not (root / "data_after.json").exists():
+            try:
+                build_smoke_study(root)
+            except BaseException as exc:
+                failed.write_text(f"{type(exc).__name__}: {exc}")
+                raise
+    return root
+
+
+@pytest.fixture
+def smoke(smoke_study):
+    """The shared smoke study, for tests that only read it: ``(root, repo, outputs, make, env)``."""
+    root = smoke_study
+    env = study_env(root, root / "data", root / "decoy")
+    return root, root / "repo", root / "outputs" / "smoke", study_make(root / "repo", env), env
+
+
+@pytest.fixture
+def smoke_copy(smoke_study, tmp_path):
+    """A copy of the smoke study (its repository and outputs, with their modification times, as make needs),
+    on the shared drawn data, for a test that edits, breaks or re-runs it: ``(root, repo, outputs, make, env)``."""
+    root = tmp_path / "study"
+    for name in ("repo", "outputs", "decoy"):
+        shutil.copytree(smoke_study / name, root / name, symlinks=True)
+    shutil.copy2(smoke_study / "make_pipeline.log", root / "make_pipeline.log")
+    (root / "data").symlink_to(smoke_study / "data")
+    env = study_env(root, smoke_study / "data", root / "decoy")
+    yield root, root / "repo", root / "outputs" / "smoke", study_make(root / "repo", env), env
+    shutil.rmtree(root, ignore_errors=True)  # its models take about 200 MB
 
 
 def data_listing(folder: Path) -> dict[str, list]:
@@ -85,6 +139,7 @@ def data_listing(folder: Path) -> dict[str, list]:
                                          p.lstat().st_mode] for p in [folder, *sorted(folder.rglob("*"))]}
 
 
+@SMOKE_GROUP
 def test_the_study_writes_nothing_under_the_data_folder(smoke):
     root = smoke[0]
     before, after = (json.loads((root / name).read_text()) for name in ("data_before.json", "data_after.json"))
@@ -113,6 +168,7 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in sorted(folder.rglob("*")) if p.is_file() and ".plan" not in p.parts and p.name != ".lock"}
 
 
+@SMOKE_GROUP
 def test_every_output_exists_and_is_valid(smoke):
     root, repo, out, _, _ = smoke
     for run in RUNS:
@@ -184,6 +240,7 @@ def test_every_output_exists_and_is_valid(smoke):
         assert (out / "models" / run / "model.pt").is_file()
 
 
+@SMOKE_GROUP
 def test_every_link_of_every_page_resolves(smoke):
     """Every href and src of every generated page (the index, every <run>.html and <run>_reader.html) names a
     file that exists."""
@@ -193,6 +250,7 @@ def test_every_link_of_every_page_resolves(smoke):
     assert broken_links(out / "reports") == {}
 
 
+@SMOKE_GROUP
 def test_each_page_says_near_its_top_what_its_reader_must_know(smoke):
     out = smoke[2]
     for run in RUNS:
@@ -212,6 +270,7 @@ def test_each_page_says_near_its_top_what_its_reader_must_know(smoke):
         assert modern["weights_fallback_reason"] not in report
 
 
+@SMOKE_GROUP
 def test_make_prints_one_line_per_epoch_and_the_notebooks_stay_clean(smoke):
     root, _, out, _, _ = smoke
     log = (root / "make_pipeline.log").read_text()
@@ -220,6 +279,7 @@ def test_make_prints_one_line_per_epoch_and_the_notebooks_stay_clean(smoke):
     assert "epoch 1/2" not in (out / "notebooks" / "simple_cnn.ipynb").read_text()
 
 
+@SMOKE_GROUP
 def test_kernel_connection_is_encrypted_where_supported(smoke):
     """Recent ipykernels warn at every start when the kernel connection is plain TCP; the pipeline asks
     for CurveZMQ keys wherever pyzmq supports them, so `make` prints no such warning."""
@@ -232,8 +292,9 @@ def test_kernel_connection_is_encrypted_where_supported(smoke):
     assert "without encryption" not in log
 
 
-def test_a_changed_value_reruns_that_run_and_its_dependants_and_nothing_else(smoke):
-    _, repo, out, make, _ = smoke
+@SMOKE_GROUP
+def test_a_changed_value_reruns_that_run_and_its_dependants_and_nothing_else(smoke_copy):
+    _, repo, out, make, _ = smoke_copy
     assert runs_in(make("-n", "pipeline").stdout) == []
     params = repo / "params" / "smoke"
     original = {name: (params / name).read_text() for name in ("mid_cnn.yaml", "simple_cnn.yaml")}
@@ -251,8 +312,9 @@ def test_a_changed_value_reruns_that_run_and_its_dependants_and_nothing_else(smo
     assert runs_in(make("-n", "pipeline").stdout) == []
 
 
-def test_unknown_key_stops_every_run_before_any_starts(smoke):
-    _, repo, out, make, _ = smoke
+@SMOKE_GROUP
+def test_unknown_key_stops_every_run_before_any_starts(smoke_copy):
+    _, repo, out, make, _ = smoke_copy
     params = repo / "params" / "smoke" / "mid_cnn.yaml"
     original = params.read_text()
     before = snapshot(out)
@@ -267,8 +329,9 @@ def test_unknown_key_stops_every_run_before_any_starts(smoke):
     assert snapshot(out) == before
 
 
-def test_an_interactive_override_writes_its_own_run_and_leaves_the_record_alone(smoke):
-    root, repo, out, make, env = smoke
+@SMOKE_GROUP
+def test_an_interactive_override_writes_its_own_run_and_leaves_the_record_alone(smoke_copy):
+    root, repo, out, make, env = smoke_copy
     before = snapshot(out)
     executed = root / "lab.ipynb"
     lab_env = {**env, "PYTHONPATH": str(repo), "SIMPSONS_PARAMS_DIR": str(repo / "params")}
@@ -287,9 +350,10 @@ def test_an_interactive_override_writes_its_own_run_and_leaves_the_record_alone(
     assert runs_in(make("-n", "pipeline").stdout) == []
 
 
-def test_a_crash_outside_a_cell_fails_in_one_line_and_leaves_no_result(smoke):
+@SMOKE_GROUP
+def test_a_crash_outside_a_cell_fails_in_one_line_and_leaves_no_result(smoke_copy):
     """A kernel that dies (here it kills itself after the EDA has written its first results)."""
-    _, repo, out, make, env = smoke
+    _, repo, out, make, env = smoke_copy
     notebook = repo / "notebooks" / "00_eda.ipynb"
     original = notebook.read_text()
     nb = nbformat.reads(original, as_version=4)
@@ -311,8 +375,9 @@ def test_a_crash_outside_a_cell_fails_in_one_line_and_leaves_no_result(smoke):
     assert make("pipeline").returncode == 0 and (out / "notebooks" / "eda.ipynb").exists()
 
 
-def test_a_second_pipeline_on_the_same_outputs_is_refused_and_deletes_nothing(smoke):
-    _, repo, out, make, env = smoke
+@SMOKE_GROUP
+def test_a_second_pipeline_on_the_same_outputs_is_refused_and_deletes_nothing(smoke_copy):
+    _, repo, out, make, env = smoke_copy
     params = repo / "params" / "smoke" / "report.yaml"
     original = params.read_text()
     params.write_text(original.replace("gallery_size: 6", "gallery_size: 4"))
@@ -396,8 +461,9 @@ def test_a_profile_of_your_own_on_other_classes(tmp_path):
     assert "demo" not in (out / "reports" / "eda_reader.html").read_text().lower().replace("demo_data", "")
 
 
-def test_a_plots_only_edit_rerenders_without_training_and_a_training_edit_retrains(smoke):
-    _, repo, out, make, _ = smoke
+@SMOKE_GROUP
+def test_a_plots_only_edit_rerenders_without_training_and_a_training_edit_retrains(smoke_copy):
+    _, repo, out, make, _ = smoke_copy
     checkpoints = {run: (out / "models" / run / "last.pt").stat().st_mtime_ns for run in TRAIN_RUNS}
     histories = {run: (out / "metrics" / f"{run}_history.csv").read_bytes() for run in TRAIN_RUNS}
     keys = {run: json.loads((out / ".plan" / f"{run}.key").read_text()) for run in RUNS}
@@ -436,8 +502,9 @@ def page_links(page: Path) -> list[str]:
             if not re.match(r"^(#|[a-z]+:)", link)]
 
 
-def test_a_failed_rerun_takes_down_what_reads_it_and_the_index_shows_no_stale_result(smoke):
-    _, repo, out, make, _ = smoke
+@SMOKE_GROUP
+def test_a_failed_rerun_takes_down_what_reads_it_and_the_index_shows_no_stale_result(smoke_copy):
+    _, repo, out, make, _ = smoke_copy
     run_file = repo / "params" / "smoke" / "simple_cnn.yaml"
     last = out / "models" / "simple_cnn" / "last.pt"
     original, checkpoint = run_file.read_text(), last.read_bytes()
@@ -465,16 +532,15 @@ def test_a_failed_rerun_takes_down_what_reads_it_and_the_index_shows_no_stale_re
     finally:
         run_file.write_text(original)
         last.write_bytes(checkpoint)
-    started = run_starts(out)
-    assert make("pipeline").returncode == 0 and all(p.exists() for p in dependent)
-    assert runs_executed(out, started) == [*TRAIN_RUNS, "report"]
+    assert runs_in(make("-n", "pipeline").stdout) == [*TRAIN_RUNS, "report"]  # what the next pipeline makes again
 
 
-def test_a_failed_rerun_leaves_no_earlier_result_and_a_deleted_export_is_noticed_and_made_again(smoke):
+@SMOKE_GROUP
+def test_a_failed_rerun_leaves_no_earlier_result_and_a_deleted_export_is_noticed_and_made_again(smoke_copy):
     """The report fails (in one line) while resnet50's export is away: none of its earlier results stays to
     look current. Then the export is deleted for good and mid_cnn's predictions are edited: the plan names
     both, and one `make pipeline` makes them again (resnet50 to the same bytes)."""
-    _, repo, out, make, env = smoke
+    _, repo, out, make, env = smoke_copy
     model = out / "models" / "resnet50" / "model.pt"
     hidden = model.with_name("hidden.pt")
     before = model.read_bytes()
@@ -538,8 +604,9 @@ def _processes_in(folder: Path) -> list[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
-def test_kill_9_of_the_top_make_stops_the_whole_pipeline(smoke):
-    _, repo, out, make, env = smoke
+@SMOKE_GROUP
+def test_kill_9_of_the_top_make_stops_the_whole_pipeline(smoke_copy):
+    _, repo, out, make, env = smoke_copy
     run_file = repo / "params" / "smoke" / "modern.yaml"  # a run only the report reads: a short repair after
     original = run_file.read_text()
     started = run_starts(out)
@@ -569,11 +636,12 @@ def test_kill_9_of_the_top_make_stops_the_whole_pipeline(smoke):
         assert stopped < 30, stopped
     finally:
         run_file.write_text(original)
-    assert make("pipeline").returncode == 0
+    assert runs_in(make("-n", "pipeline").stdout) == ["modern", "report"]  # the next pipeline takes up the study
 
 
-def test_make_predict_takes_any_file_name_and_finds_the_profile_with_results(smoke, tmp_path):
-    root, repo, out, make, env = smoke
+@SMOKE_GROUP
+def test_make_predict_takes_any_file_name_and_finds_the_profile_with_results(smoke_copy, tmp_path):
+    root, repo, out, make, env = smoke_copy
     source = next((root / "data" / "demo" / "testset" / "testset").glob("*.jpg"))
     names = ["my frame.jpg", 'say "cheese".jpg', "ñandú ü.jpg"]
     for name in names:
@@ -601,15 +669,24 @@ def params_kind(run_file_text: str) -> str:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     """`make demo-data pipeline PROFILE=demo` once, in a copy of the repository: the whole demo study, its
-    pages as `make demo` writes them, with one epoch a run, on the drawn data at the smoke profile's scale (the
-    pages and their links do not depend on how long a run trains nor on how many images it reads)."""
+    pages as `make demo` writes them, with one epoch a run, on the drawn data at the smoke profile's scale,
+    each network at the smallest input it takes, small galleries and the smoke profile's EDA sample (the
+    pages and their links do not depend on how long a run trains, on how many images it reads nor on their
+    size)."""
     root = tmp_path_factory.mktemp("demo")
     repo = copy_repository(root / "repo")
     for run_file in (repo / "params" / "demo").glob("*.yaml"):
         text = run_file.read_text()
-        if params_kind(text) == "train":
-            lines = [line for line in text.splitlines() if not line.startswith("epochs:")]
-            run_file.write_text("\n".join(lines + ["epochs: 1"]) + "\n")
+        kind = params_kind(text)
+        if kind == "train":
+            shrunk = ("epochs:", "gallery_size:", "batch_size:", *(() if "arch: simple_cnn" in text else ("image_size:",)))
+            lines = [line for line in text.splitlines() if not line.startswith(shrunk)]
+            lines += ["epochs: 1", "gallery_size: 2", *(() if "arch: simple_cnn" in text else ["image_size: 32"])]
+            run_file.write_text("\n".join(lines) + "\n")
+        elif kind == "00_eda":
+            run_file.write_text(text + "image_stats_sample: 100\ngrid_classes: 4\ngrid_per_class: 2\n")
+        elif kind == "05_report":
+            run_file.write_text(text + "gallery_size: 2\n")
     common = repo / "params" / "demo" / "_common.yaml"
     text = common.read_text()
     assert re.search(r"^demo_scale: [\d.]+", text, re.M)
