@@ -88,7 +88,7 @@ def collect(profile: str = "demo") -> dict[str, str]:
     manifest = files.read_json(study.run("report").manifest)
     made = {"made.command": COMMAND, "made.finished": manifest.get("finished"),
             "made.commit": (manifest.get("git") or {}).get("commit"),
-            "made.machine": f"{manifest.get('device')}, {os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}",
+            "made.machine": f"{next(iter(runs.values())).get('device')}, {os.cpu_count()} CPU cores, {platform.system()} {platform.machine()}",
             "made.torch": (manifest.get("packages") or {}).get("torch")}
     return {**{k: str(v) for k, v in made.items()}, **figures}
 
