@@ -43,7 +43,7 @@ def _format(column: str, value) -> str | None:
     """A figure as the documents quote it: scores with 4 decimals, counts with thousands separators."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         return None
-    if any(word in column for word in ("f1", "accuracy", "adds")):
+    if any(word in column for word in ("f1", "accuracy", "explained")):
         return f"{value:.4f}"
     return f"{int(value):,}" if float(value).is_integer() else f"{value:,.1f}"
 
@@ -82,7 +82,7 @@ def collect(profile: str = "demo") -> dict[str, str]:
                **_table(pd.DataFrame({r: m["near_duplicates"] for r, m in {**runs, **split_runs}.items()
                                       if m.get("near_duplicates")}).T, "nd"),
                **_table(validation, "validation"),
-               **_table(tables.split_comparison(runs, split_runs).set_index("random split run"), "splits")}
+               **_table(tables.split_comparison(runs, split_runs, validation).set_index("random split run"), "splits")}
     for run, val in validation.get("validation images", pd.Series(dtype=int)).items():
         figures[f"validation.{run}.one_image"] = f"{1 / val:.4f}"  # what one validation image weighs in micro-F1
     manifest = files.read_json(study.run("report").manifest)
