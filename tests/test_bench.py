@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: the two tests need not share a worker (copying 8 images is cheap)
 def mini_demo(tiny_demo, tmp_path_factory) -> Path:
     """Two classes of the tiny demo, four images each (6 train + 2 validation images), in the Kaggle layout.
     A step of the larger models costs about the same whatever the batch (the optimizer's pass over every
