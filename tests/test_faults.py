@@ -337,9 +337,9 @@ def fit_run(p, **kw):
     return s, rp, model, experiment.train_model(model, s, p, rp, [], **kw)
 
 
-def test_fit_refuses_weights_that_are_not_the_best_epochs(train_params):
+def test_fit_refuses_weights_that_are_not_the_best_epochs(small_params):
     """best.pt deleted after epoch 1 of 2, and epoch 2 is no better (its learning rate is 0)."""
-    p = train_params(run_name="best_lost", epochs=2, batch_size=64)
+    p = small_params(run_name="best_lost", epochs=2, batch_size=8)
     rp = paths.run_paths(p)
     s = study.load_study(p, image_size=p.image_size)
     model = experiment.make_model(p, s)
@@ -362,8 +362,8 @@ def test_fit_refuses_weights_that_are_not_the_best_epochs(train_params):
                   after_epoch=lose_best, progress=False)
 
 
-def test_a_finished_run_without_its_weights_trains_again_and_an_export_of_another_epoch_is_refused(train_params, caplog):
-    p = train_params(run_name="reuse", epochs=2, batch_size=64, resume=True)
+def test_a_finished_run_without_its_weights_trains_again_and_an_export_of_another_epoch_is_refused(small_params, caplog):
+    p = small_params(run_name="reuse", epochs=2, batch_size=8, resume=True)
     s, rp, model, result = fit_run(p)
     metrics, first = experiment.evaluate_model(model, s, p, rp, result, [])
     assert result.weights_from in ("memory", "best.pt") and not rp.best_checkpoint.exists()

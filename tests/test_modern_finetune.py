@@ -47,7 +47,7 @@ def offline(tmp_path, monkeypatch, no_network):
 
 
 def modern(train_params, **overrides):
-    """The demo's modern run on the tiny demo data, small: 32 px, one epoch."""
+    """The demo's modern run, small: 32 px, one epoch (``small_params``: on the small demo, 3 steps of 8)."""
     demo = params.resolve("demo", "modern")
     values = {k: v for k, v in demo.items() if demo.sources.get(k) == "modern.yaml"}
     values.update(arch="transfer", worst_from_run=None, worst_k=None, image_size=32, epochs=1, batch_size=64, run_name="modern",
@@ -110,8 +110,8 @@ def test_preflight_warns_instead_of_failing_only_with_the_random_fallback(train_
         preflight.check_transfer(p, "modern.yaml: ")
 
 
-def test_a_fallback_run_records_it_in_title_metrics_and_index_page(train_params, offline):
-    p = modern(train_params)
+def test_a_fallback_run_records_it_in_title_metrics_and_index_page(small_params, offline):
+    p = modern(small_params, batch_size=8)
     rp = paths.run_paths(p)
     s = study.load_study(p, image_size=p.image_size)
     model = experiment.make_model(p, s)
@@ -133,8 +133,8 @@ def test_a_fallback_run_records_it_in_title_metrics_and_index_page(train_params,
     assert "modern: mobilenet_v2 trained from random weights, not IMAGENET1K_V1" in page and reason in page
 
 
-def test_the_modern_run_trains_every_stage_at_its_own_lr_with_per_step_warmup(train_params, torch_home, no_network):
-    p = modern(train_params, epochs=2)
+def test_the_modern_run_trains_every_stage_at_its_own_lr_with_per_step_warmup(small_params, torch_home, no_network):
+    p = modern(small_params, epochs=2, batch_size=8)  # 3 steps an epoch: a warmup of 2 steps (0.5 epoch)
     rp = paths.run_paths(p)
     s = study.load_study(p, image_size=p.image_size)
     model = experiment.make_model(p, s)
@@ -149,6 +149,7 @@ def test_the_modern_run_trains_every_stage_at_its_own_lr_with_per_step_warmup(tr
     h = result.history
     steps = math.ceil(len(s.train) / p.batch_size)
     warmup = round(p.warmup_epochs * steps)
+    assert warmup > 1  # the first step's LR below tells a per-step warmup from none
     assert h["lr"].iloc[0] == pytest.approx(p.lr / warmup)  # the first step of the warmup
     assert 0 < h["lr"].iloc[1] < p.lr  # epoch 2 starts on the cosine, below the peak
     assert h["train_loss"].notna().all() and (h["train_accuracy"] <= 1).all()

@@ -13,17 +13,25 @@ from PIL import Image
 
 from simpsons_lib.config import paths
 from simpsons_lib.config.files import write_json
+from simpsons_lib.inference import predict as predict_cli
 from simpsons_lib.pipeline import runner
 from simpsons_lib.training import checkpoints, models
+from test_faults import in_process
 
 REPO = Path(__file__).resolve().parent.parent
 PARAMS = {"arch": "simple_cnn", "image_size": 96, "backbone": "resnet50", "head_hidden": 16, "head_dropout": 0.0,
           "dropout": 0.5, "run_name": "simple_cnn", "title": "SimpleCnn", "lr": 0.01}
 
 
-def predict(*args, env=None):
+def predict_process(*args, env=None):
+    """predict in a Python process of its own: what only a real process shows (its one line, no traceback)."""
     return subprocess.run([sys.executable, "-m", "simpsons_lib.inference.predict", *map(str, args)],
                           capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+
+
+def predict(*args):
+    """predict in this process (``in_process``): its stdout, stderr and exit status, no new Python importing torch."""
+    return in_process(predict_cli.main, *map(str, args))
 
 
 @pytest.fixture
@@ -44,7 +52,7 @@ def images(tmp_path):
 
 def test_a_non_utf8_name_is_named_and_skipped_and_the_rest_predicted(model, images, tmp_path):
     out = tmp_path / "p.csv"
-    result = predict("--model", model, images, "--out", out)
+    result = predict_process("--model", model, images, "--out", out)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert "caf\\xe9.jpg" in result.stderr and "not valid UTF-8" in result.stderr
@@ -85,13 +93,13 @@ def test_a_foreign_model_pt_is_refused_as_status_reports_it(finished_run, images
     rp = finished_run
     assert runner.damaged_products(rp) is not None  # (no HTML reports here) but the model is the run's
     assert "model.pt" not in runner.damaged_products(rp)
-    assert predict("--profile", "smoke", "--run", run, images, env=os.environ).returncode == 0
+    assert predict("--profile", "smoke", "--run", run, images).returncode == 0
     other = models.build_model_from_params({**PARAMS, "head_hidden": 8}, 3, weights=None)
     checkpoints.export_model(tmp_path / "other.pt", other, ["bart", "homer", "lisa"], {**PARAMS, "head_hidden": 8})
     os.replace(tmp_path / "other.pt", rp.model_file)
     assert "models/simple_cnn/model.pt changed since the run wrote it" in runner.damaged_products(rp)
     before = (rp.profile_dir / "predictions.csv").read_bytes()
-    result = predict("--profile", "smoke", "--run", run, images, env=os.environ)
+    result = predict("--profile", "smoke", "--run", run, images)
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and "changed since the run wrote it" in last and "--model" in last
