@@ -110,7 +110,7 @@ def measure(name: str, p, s: study.StudyData, steps: int, warmup: int) -> dict:
             "loader": experiment.loader_kind(p, device, s), "amp": bench.amp,
             "image_size": p["image_size"], "batch": p["batch_size"], "pipeline_img_s": round(real, 1),
             "ceiling_img_s": round(ceiling, 1), "ratio": round(real / ceiling, 3),
-            "epoch_s": round(len(s.train) / real, 1), "gpu_peak_gib": round(peak, 2)}
+            "epoch_s": float(f"{len(s.train) / real:.3g}"), "gpu_peak_gib": round(peak, 2)}
 
 
 def trace(name: str, p, s: study.StudyData, steps: int) -> str:
