@@ -146,3 +146,25 @@ def pytest_collection_modifyitems(config, items):
                         for m in item.iter_markers("xdist_group")})
         if names and "@" not in item.nodeid.rsplit("]", 1)[-1]:
             item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(names)}")
+
+
+DRAWN_CLASSES = ["bart_simpson", "homer_simpson", "lisa_simpson", "marge_simpson", "ned_flanders"]
+
+
+def draw_images(folder: Path, count: int) -> tuple[list[str], list[str]]:
+    """``count`` drawn images (JPEG files, wide and tall frames, as the demo data draws them) in ``folder``,
+    cycling through ``DRAWN_CLASSES``, and their true classes."""
+    import numpy as np
+
+    looks = demo_data.class_looks(DRAWN_CLASSES, seed=0)
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths, true = [], []
+    for i in range(count):
+        c = DRAWN_CLASSES[i % len(DRAWN_CLASSES)]
+        path = folder / f"img{i}.jpg"
+        demo_data.render_image(looks[c], rng).save(path, quality=90)
+        paths.append(str(path))
+        true.append(c)
+    return paths, true
+

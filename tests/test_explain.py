@@ -9,29 +9,18 @@ import torch
 from PIL import Image
 
 from simpsons_lib.config import files as io_utils
-from simpsons_lib.pipeline import demo as demo_data
 from simpsons_lib.data import layout as data
 from simpsons_lib.reporting import gradcam as explain
 from simpsons_lib.training import models
 from simpsons_lib.training.transforms import eval_transform
 
-CLASSES = ["bart_simpson", "homer_simpson", "lisa_simpson", "marge_simpson", "ned_flanders"]
+from conftest import DRAWN_CLASSES as CLASSES, draw_images
 
 
 @pytest.fixture
 def drawn(tmp_path):
     """Twelve drawn images (JPEG files) and their true classes."""
-    looks = demo_data.class_looks(CLASSES, seed=0)
-    rng = np.random.default_rng(0)
-    paths, true = [], []
-    for i in range(12):
-        c = CLASSES[i % len(CLASSES)]
-        path = tmp_path / "images" / f"img{i}.jpg"
-        path.parent.mkdir(exist_ok=True)
-        demo_data.render_image(looks[c], rng).save(path, quality=90)
-        paths.append(str(path))
-        true.append(c)
-    return paths, true
+    return draw_images(tmp_path / "images", 12)
 
 
 def seeded(arch: str, size: int, **kw) -> torch.nn.Module:

@@ -9,25 +9,16 @@ import torch
 from PIL import Image
 
 from simpsons_lib.config import files
-from simpsons_lib.pipeline import demo as demo_data
 from simpsons_lib.reporting import gradcam
 from simpsons_lib.training import models
 
-CLASSES = ["bart_simpson", "homer_simpson", "lisa_simpson", "marge_simpson", "ned_flanders"]
+from conftest import DRAWN_CLASSES as CLASSES, draw_images
 
 
 @pytest.fixture
 def drawn(tmp_path):
     """Twenty drawn images of mixed shapes (wide and tall frames), as the demo data draws them."""
-    looks = demo_data.class_looks(CLASSES, seed=0)
-    rng = np.random.default_rng(0)
-    paths, true = [], []
-    for i in range(20):
-        path = tmp_path / f"img{i}.jpg"
-        demo_data.render_image(looks[CLASSES[i % 5]], rng).save(path, quality=90)
-        paths.append(str(path))
-        true.append(CLASSES[i % 5])
-    return paths, true
+    return draw_images(tmp_path, 20)
 
 
 def boxes_clash(fig) -> list[str]:
