@@ -325,6 +325,8 @@ def test_split_paths_keeps_names_with_spaces_quotes_and_unicode(tmp_path, monkey
     assert predict.split_paths("'my frame.jpg' plain.jpg") == ["my frame.jpg", "plain.jpg"]
     assert predict.split_paths("plain.jpg my frame.jpg") == ["plain.jpg", "my frame.jpg"]
     assert predict.split_paths("plain.jpg nosuch.jpg") == ["plain.jpg", "nosuch.jpg"]  # reported as missing
+    # a quoted name that does not exist is reported whole, not in pieces with the quotes
+    assert predict.split_paths("'no such.jpg' plain.jpg") == ["no such.jpg", "plain.jpg"]
     assert predict.split_paths("  ") == []
 
 

@@ -256,7 +256,7 @@ def split_paths(text: str) -> list[str]:
         else:
             out.append(raw[i])
             i += 1
-    return out if sum(map(os.path.exists, out)) >= sum(map(os.path.exists, words)) else words
+    return out if sum(map(os.path.exists, out)) > sum(map(os.path.exists, words)) else words  # a tie: the quoting
 
 
 def _positive(text: str) -> int:
