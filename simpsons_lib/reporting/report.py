@@ -60,13 +60,18 @@ _VALIDATED: dict[tuple, tuple] = {}  # validation_probs' results in this process
 _TESTED: dict[tuple, tuple] = {}  # predict_test_set's per-run results, by model file, its mtime and the parameters
 
 
+def _export_key(study: StudyPaths, run: str) -> tuple:
+    """A run's export as the caches above know it: its path and modification time (a new export, a new key)."""
+    path = study.run(run).model_file
+    return str(path.resolve()), path.stat().st_mtime_ns if path.is_file() else None
+
+
 def validation_probs(study: StudyPaths, run: str, device, tta: str = "none",
                      batch_size: int = 256) -> tuple[np.ndarray, StudyData, list[str]]:
     """A run's class probabilities on its validation split (with ``tta``), the split, and its classes.
     Computed once per process for one export (``model.pt``, by its modification time), device and ``tta``:
     the report weighs each run's TTA modes for its test score and shows them again in the TTA table."""
-    path = study.run(run).model_file
-    key = (str(path.resolve()), path.stat().st_mtime_ns if path.is_file() else None, str(device), tta, batch_size)
+    key = (*_export_key(study, run), str(device), tta, batch_size)
     if key not in _VALIDATED:
         model, info = load_run_model(study, run, device)
         size = info["params"]["image_size"]
@@ -156,9 +161,7 @@ def predict_test_set(study: StudyPaths, p, runs: Sequence[str], device,
     tta = tta or submission_tta(study, runs, p["submission_tta"], device)
     probs, ids, classes, data = [], None, None, None
     for run in runs:
-        path = study.run(run).model_file
-        key = (str(path.resolve()), path.stat().st_mtime_ns if path.is_file() else None, str(device), tta,
-               json.dumps(dict(p), sort_keys=True, default=str))
+        key = (*_export_key(study, run), str(device), tta, json.dumps(dict(p), sort_keys=True, default=str))
         if key not in _TESTED:
             model, info = load_run_model(study, run, device)
             size = info["params"]["image_size"]
@@ -229,6 +232,7 @@ def cue_control(study: StudyPaths, run: str, metrics_by_run: dict[str, dict]) ->
     study's other finished runs (a sweep point such as ``make sweep RUN=mid_cnn GRID="augment=false"``).
     None when there is none."""
     mine = metrics_by_run[run]
+    images = None  # the run's validation images, read once a candidate matches its parameters
     others = sorted(p.stem for p in study.manifests.glob("*.json")) if study.manifests.is_dir() else []
     for name in dict.fromkeys([*metrics_by_run, *others]):
         if name in (run, ENSEMBLE):
@@ -238,7 +242,9 @@ def cue_control(study: StudyPaths, run: str, metrics_by_run: dict[str, dict]) ->
         if (not m or not m.get("params") or not is_cue_control(m["params"], mine.get("params") or {})
                 or not rp.model_file.is_file() or not rp.predictions_csv.is_file()):
             continue
-        if list(pd.read_csv(rp.predictions_csv)["path"]) == list(pd.read_csv(study.run(run).predictions_csv)["path"]):
+        if images is None:
+            images = list(pd.read_csv(study.run(run).predictions_csv)["path"])
+        if list(pd.read_csv(rp.predictions_csv)["path"]) == images:
             return name
     return None
 
